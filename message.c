@@ -1,0 +1,411 @@
+/*
+ * message.c: the DATA stream, from the client's bytes to the message as
+ * a mailbox will hold it.  It has a file of its own because it is the
+ * one part that reads a whole untrusted message: three small state
+ * machines, fed any split of the input, with no I/O of their own but the
+ * spool file, so they can be read, and fuzzed, apart from the dialogue.
+ *
+ *   wire:   SMTP framing (RFC 5321 4.1.1.4, 4.5.2): CRLF lines, the dot
+ *           that ends the data, dot-stuffing undone; a bare CR or LF or a
+ *           NUL refuses the message after its end (SPEC 4).
+ *   header: the readers' bookkeeping headers and any old Return-Path
+ *           are dropped from the header section (SPEC 8); Received:
+ *           headers are counted (a loop).
+ *   quote:  mboxrd: '>' before every line matching ^>*From (SPEC 8).
+ *
+ * The result, with LF line ends, stays in m->buf while it fits; beyond
+ * that it goes to a temporary file, unlinked at once (SPEC 4): memory
+ * does not grow with the message.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <unistd.h>
+
+#include "session.h"
+
+enum wire { W_BOL, W_DOT, W_DOT_CR, W_TEXT, W_CR };
+enum head { H_BOL, H_NAME, H_PASS, H_DROP };
+enum quote { Q_BOL, Q_FROM, Q_TEXT };
+
+static const char from_[] = "From ";
+
+/* SPEC 8: what mbox readers keep for themselves, and an old Return-Path. */
+static const char *const dropped[] = {
+	"Content-Length", "Status", "X-Status", "X-UID", "X-IMAP",
+	"X-IMAPbase", "X-Keywords", "Return-Path", NULL
+};
+
+static void
+fail(struct message *m, enum msg_error e)
+{
+	if (m->error == MSG_OK)
+		m->error = e;
+}
+
+/* The spool file, made on first need: small messages never touch disk. */
+static int
+spool_open(struct message *m)
+{
+	const char *dir = getenv("TMPDIR");
+	char path[4096];
+	int n;
+
+	if (dir == NULL || *dir == '\0')
+		dir = "/tmp";
+	n = snprintf(path, sizeof path, "%s/smtpd.XXXXXX", dir);
+	if (n < 0 || (size_t)n >= sizeof path) {
+		errno = ENAMETOOLONG;
+		return -1;
+	}
+	if ((m->fd = mkstemp(path)) == -1)
+		return -1;
+	(void)unlink(path);	/* nobody else may read it, or find it */
+	return 0;
+}
+
+/* Positional writes: the file is reused for each message of a session. */
+static int
+spool_write(struct message *m)
+{
+	const char *p = m->buf;
+	size_t len = m->len;
+	ssize_t n;
+
+	while (len > 0) {
+		n = pwrite(m->fd, p, len, m->spooled);
+		if (n == -1 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			return -1;
+		p += n;
+		len -= n;
+		m->spooled += n;
+	}
+	m->len = 0;
+	return 0;
+}
+
+static void
+spool_flush(struct message *m)
+{
+	if (m->len == 0 || m->error != MSG_OK)
+		return;
+	if ((m->fd == -1 && spool_open(m) == -1) || spool_write(m) == -1) {
+		m->io_errno = errno;
+		fail(m, MSG_IO);
+	}
+}
+
+static void
+out(struct message *m, const char *p, size_t n)
+{
+	size_t k;
+
+	while (n > 0 && m->error == MSG_OK) {
+		if (m->len == sizeof m->buf)
+			spool_flush(m);
+		k = sizeof m->buf - m->len < n ? sizeof m->buf - m->len : n;
+		memcpy(m->buf + m->len, p, k);
+		m->len += k;
+		p += k;
+		n -= k;
+	}
+}
+
+/* The '>'s and the part of "From " held back at a line's start. */
+static void
+quote_release(struct message *m, int quoted)
+{
+	static const char gt[] = ">>>>>>>>>>>>>>>>";
+	size_t n = m->ngt + (quoted != 0);
+
+	for (; n > 0; n -= n < 16 ? n : 16)
+		out(m, gt, n < 16 ? n : 16);
+	out(m, from_, m->nfrom);
+	m->ngt = m->nfrom = 0;
+	m->quote = Q_TEXT;
+}
+
+static void
+quote_text(struct message *m, const char *p, size_t n)
+{
+	for (; n > 0 && m->quote != Q_TEXT; p++, n--) {
+		if (m->quote == Q_BOL && *p == '>') {
+			m->ngt++;
+			continue;
+		}
+		m->quote = Q_FROM;
+		if (*p != from_[m->nfrom]) {
+			quote_release(m, 0);
+			break;
+		}
+		if (++m->nfrom == sizeof from_ - 1)
+			quote_release(m, 1);
+	}
+	out(m, p, n);
+}
+
+static void
+quote_eol(struct message *m)
+{
+	if (m->quote != Q_TEXT)
+		quote_release(m, 0);
+	out(m, "\n", 1);
+	m->quote = Q_BOL;
+}
+
+/* A header field's name was read up to its colon: keep it or drop it? */
+static void
+head_field(struct message *m)
+{
+	size_t i;
+
+	m->dropping = 0;
+	for (i = 0; dropped[i] != NULL; i++)
+		if (strlen(dropped[i]) == m->namelen &&
+		    strncasecmp(dropped[i], m->name, m->namelen) == 0)
+			m->dropping = 1;
+	if (m->namelen == 8 && strncasecmp(m->name, "Received", 8) == 0 &&
+	    ++m->nreceived > RECEIVED_LIMIT)
+		fail(m, MSG_LOOP);
+	if (m->dropping) {
+		m->head = H_DROP;
+		return;
+	}
+	quote_text(m, m->name, m->namelen);
+	quote_text(m, ":", 1);
+	m->head = H_PASS;
+}
+
+/* RFC 5322 2.2: a field name is printable US-ASCII but the colon. */
+static int
+field_char(char c)
+{
+	return c > 32 && c < 127 && c != ':';
+}
+
+/* Bytes inside one line (no line end among them) reach the header filter. */
+static void
+text(struct message *m, const char *p, size_t n)
+{
+	while (n > 0 && m->in_header) {
+		switch (m->head) {
+		case H_BOL:
+			if (*p == ' ' || *p == '\t') {	/* folded */
+				m->head = m->dropping ? H_DROP : H_PASS;
+				continue;
+			}
+			m->head = H_NAME;
+			m->namelen = 0;
+			continue;
+		case H_NAME:
+			if (*p == ':' && m->namelen > 0) {
+				head_field(m);
+			} else if (field_char(*p) &&
+			    m->namelen < sizeof m->name) {
+				m->name[m->namelen++] = *p;
+			} else {
+				/* a long name is a field we keep; else the
+				 * header section has ended without its blank
+				 * line, and this line is the body's first */
+				if (!field_char(*p))
+					m->in_header = 0;
+				m->dropping = 0;
+				m->head = H_PASS;
+				quote_text(m, m->name, m->namelen);
+				continue;
+			}
+			p++, n--;
+			continue;
+		case H_PASS:
+			quote_text(m, p, n);
+			return;
+		case H_DROP:
+			return;
+		}
+	}
+	if (n > 0)
+		quote_text(m, p, n);
+}
+
+static void
+eol(struct message *m)
+{
+	m->lines++;
+	m->size += 2;		/* RFC 1870: CRLF counts, as sent */
+	if (m->size > m->maxsize)
+		fail(m, MSG_TOO_BIG);
+	if (m->in_header) {
+		if (m->head == H_DROP) {
+			m->head = H_BOL;
+			return;
+		}
+		if (m->head == H_NAME)	/* no colon: the body has begun */
+			quote_text(m, m->name, m->namelen);
+		if (m->head == H_BOL || m->head == H_NAME)
+			m->in_header = 0;
+		m->head = H_BOL;
+	}
+	quote_eol(m);
+}
+
+static void
+content(struct message *m, const char *p, size_t n)
+{
+	m->size += n;
+	if (m->size > m->maxsize)
+		fail(m, MSG_TOO_BIG);
+	if (m->error == MSG_OK)
+		text(m, p, n);
+}
+
+/* Where, in p[0..n), the plain bytes of a line end. */
+static size_t
+plain_run(const char *p, size_t n)
+{
+	const char *nl = memchr(p, '\n', n);
+	size_t run = nl != NULL ? (size_t)(nl - p) : n;
+	const char *cr = memchr(p, '\r', run);
+	const char *nul = memchr(p, '\0', run);
+
+	if (cr != NULL)
+		run = cr - p;
+	if (nul != NULL && (size_t)(nul - p) < run)
+		run = nul - p;
+	return run;
+}
+
+/*
+ * One byte that is not plain text, in wire state W_TEXT or W_CR.  RFC
+ * 5321 2.3.8: only CRLF ends a line.  A bare CR or LF is kept as part of
+ * the line, and marks the message refused: a line end the receiver does
+ * not see cannot end the data either, so there is no smuggling.  At a
+ * terminal, LF alone ends lines.
+ */
+static void
+special(struct message *m, char c)
+{
+	if (m->wire == W_CR) {
+		if (c == '\n') {
+			eol(m);
+			m->wire = W_BOL;
+			return;
+		}
+		fail(m, MSG_BARE_EOL);
+		m->wire = W_TEXT;
+	}
+	if (c == '\r') {
+		m->wire = W_CR;
+	} else if (c == '\n' && !m->crlf) {
+		eol(m);
+		m->wire = W_BOL;
+	} else {
+		fail(m, c == '\0' ? MSG_NUL : MSG_BARE_EOL);
+		m->size++;
+	}
+}
+
+/*
+ * The start of a line, where a dot may end the data or be a stuffed one
+ * (RFC 5321 4.5.2).  Returns 1 when the data has ended.
+ */
+static int
+line_start(struct message *m, char c)
+{
+	switch (m->wire) {
+	case W_BOL:
+		if (c == '.') {
+			m->wire = W_DOT;
+			return 0;
+		}
+		break;
+	case W_DOT:
+		if (c == '\r') {
+			m->wire = W_DOT_CR;
+			return 0;
+		}
+		if (c == '\n' && !m->crlf)
+			return 1;
+		break;		/* the stuffed dot is gone; c is text */
+	case W_DOT_CR:
+		if (c == '\n')
+			return 1;
+		fail(m, MSG_BARE_EOL);
+		break;
+	}
+	m->wire = W_TEXT;
+	if (c == '\r' || c == '\n' || c == '\0')
+		special(m, c);
+	else
+		content(m, &c, 1);
+	return 0;
+}
+
+/*
+ * Take what the client sent: *used is set to the bytes consumed.
+ * Returns 1 once the line holding a single dot was read, 0 when more
+ * is needed.
+ */
+int
+message_feed(struct message *m, const char *p, size_t n, size_t *used)
+{
+	size_t i = 0, run;
+
+	while (i < n) {
+		if (m->wire == W_TEXT && (run = plain_run(p + i, n - i)) > 0) {
+			content(m, p + i, run);
+			i += run;
+		} else if (m->wire == W_TEXT || m->wire == W_CR) {
+			special(m, p[i++]);
+		} else if (line_start(m, p[i++])) {
+			*used = i;
+			return 1;
+		}
+	}
+	*used = i;
+	return 0;
+}
+
+void
+message_begin(struct message *m, int crlf, long long maxsize)
+{
+	if (m->spooled > 0 && ftruncate(m->fd, 0) == -1) {
+		/* a stale tail is harmless: only `spooled' bytes are read */
+	}
+	m->crlf = crlf;
+	m->maxsize = maxsize;
+	m->size = m->spooled = 0;
+	m->error = MSG_OK;
+	m->io_errno = 0;
+	m->nreceived = 0;
+	m->lines = 0;
+	m->wire = W_BOL;
+	m->head = H_BOL;
+	m->in_header = 1;
+	m->dropping = 0;
+	m->namelen = 0;
+	m->quote = Q_BOL;
+	m->ngt = m->nfrom = 0;
+	m->len = 0;
+}
+
+/* The data has ended: what is still in buf stays there if nothing was
+ * spooled yet, else it joins the rest in the file. */
+int
+message_end(struct message *m)
+{
+	if (m->spooled > 0)
+		spool_flush(m);
+	return m->error == MSG_OK ? 0 : -1;
+}
+
+void
+message_close(struct message *m)
+{
+	if (m->fd != -1)
+		(void)close(m->fd);
+	m->fd = -1;
+}

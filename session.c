@@ -1,0 +1,989 @@
+/*
+ * session.c: the SMTP dialogue (RFC 5321, with RFC 821's SEND, SOML,
+ * SAML and TURN) and every reply it sends.
+ *
+ * One table of commands drives the loop: the order check (503) is made
+ * once from it, HELP reads it, and an unknown verb is its last row.
+ * reply() alone writes to the client; it counts the client's errors and
+ * ends the session after any 421.  Everything a session holds is sized
+ * before the greeting: nothing here calls malloc() again.
+ */
+#include <ctype.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <syslog.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "session.h"
+
+#define HAVE_HELO	0x1
+#define HAVE_MAIL	0x2
+#define HAVE_RCPT	0x4
+
+enum mode { MODE_MAIL, MODE_SEND, MODE_SOML, MODE_SAML };
+
+struct session {
+	unsigned	 have;		/* HAVE_ bits */
+	int		 esmtp;		/* the client said EHLO */
+	enum mode	 mode;		/* how the transaction began */
+	int		 smtputf8;	/* MAIL ... SMTPUTF8 */
+	char		 helo[SMTP_DOMAIN_MAX + 1];
+	char		 sender[SMTP_PATH_MAX + 1];	/* "" for <> */
+	char		(*rcpt)[SMTP_PATH_MAX + 1];	/* accepted RCPTs */
+	size_t		 nrcpt;
+	struct target	*targets;	/* where the message goes */
+	size_t		 ntargets;
+	unsigned	 nerrors;	/* 500-504 so far */
+	unsigned	 nmessages;
+	char		 id[32];
+	struct message	 msg;
+};
+
+/* An address as parsed from a path, route dropped. */
+struct address {
+	char	 text[SMTP_PATH_MAX + 1];	/* local@domain as sent */
+	char	 local[SMTP_PATH_MAX + 1];	/* unquoted */
+	char	*domain;			/* in text; NULL when none */
+	int	 utf8;				/* has 8-bit bytes */
+};
+
+struct command {
+	const char	*verb;
+	unsigned	 needs;
+	void		(*run)(struct session *, char *);
+	const char	*help;
+};
+
+static struct session sess;
+
+static void	cmd_helo(struct session *, char *);
+static void	cmd_ehlo(struct session *, char *);
+static void	cmd_mail(struct session *, char *);
+static void	cmd_send(struct session *, char *);
+static void	cmd_soml(struct session *, char *);
+static void	cmd_saml(struct session *, char *);
+static void	cmd_rcpt(struct session *, char *);
+static void	cmd_data(struct session *, char *);
+static void	cmd_rset(struct session *, char *);
+static void	cmd_vrfy(struct session *, char *);
+static void	cmd_expn(struct session *, char *);
+static void	cmd_help(struct session *, char *);
+static void	cmd_noop(struct session *, char *);
+static void	cmd_quit(struct session *, char *);
+static void	cmd_turn(struct session *, char *);
+static void	cmd_unknown(struct session *, char *);
+
+static const struct command commands[] = {	/* verb, needs, run, HELP */
+	{ "HELO", 0,	     cmd_helo, "HELO <domain>" },
+	{ "EHLO", 0,	     cmd_ehlo, "EHLO <domain>" },
+	{ "MAIL", HAVE_HELO, cmd_mail, "MAIL FROM:<path> [SIZE=n] "
+	    "[BODY=7BIT|8BITMIME] [SMTPUTF8]" },
+	{ "SEND", HAVE_HELO, cmd_send, "SEND FROM:<path> [parameters] "
+	    "(to the user's terminal)" },
+	{ "SOML", HAVE_HELO, cmd_soml, "SOML FROM:<path> [parameters] "
+	    "(terminal, or else mailbox)" },
+	{ "SAML", HAVE_HELO, cmd_saml, "SAML FROM:<path> [parameters] "
+	    "(terminal and mailbox)" },
+	{ "RCPT", HAVE_MAIL, cmd_rcpt, "RCPT TO:<path>" },
+	{ "DATA", HAVE_RCPT, cmd_data, "DATA (then the message, ending "
+	    "with a line holding a single dot)" },
+	{ "RSET", 0,	     cmd_rset, "RSET" },
+	{ "VRFY", 0,	     cmd_vrfy, "VRFY <user or name>" },
+	{ "EXPN", 0,	     cmd_expn, "EXPN <mailing list>" },
+	{ "HELP", 0,	     cmd_help, "HELP [command]" },
+	{ "NOOP", 0,	     cmd_noop, "NOOP" },
+	{ "QUIT", 0,	     cmd_quit, "QUIT" },
+	{ "TURN", 0,	     cmd_turn, "TURN (refused)" },
+	{ NULL,   0,	     cmd_unknown, NULL }	/* 500; stays last */
+};
+
+/* The end of a session: logged once, replies flushed. */
+static NORETURN void
+session_close(struct session *s, const char *why)
+{
+	(void)client_flush();
+	log_msg(LOG_INFO, "end client=%s messages=%u (%s)",
+	    conf.client_ip[0] != '\0' ? conf.client_ip : "local",
+	    s->nmessages, why);
+	exit(0);
+}
+
+static int
+reply_code(const char *line)
+{
+	return (line[0] - '0') * 100 + (line[1] - '0') * 10 + (line[2] - '0');
+}
+
+/*
+ * Send one reply line; CRLF is added.  The client's own errors (500-504)
+ * are counted, and after ERROR_LIMIT of them, or any 421, the session
+ * ends (SPEC 4).
+ */
+static void PRINTFLIKE(2, 3)
+reply(struct session *s, const char *fmt, ...)
+{
+	char line[SMTP_LINE_MAX + 1];
+	va_list ap;
+	int n, code;
+
+	va_start(ap, fmt);
+	n = vsnprintf(line, sizeof line - 2, fmt, ap);
+	va_end(ap);
+	if (n < 0)
+		n = 0;
+	if (n > (int)sizeof line - 3)
+		n = sizeof line - 3;	/* RFC 5321 4.5.3.1.5: 512 at most */
+	line[n++] = '\r';
+	line[n++] = '\n';
+	if (client_write(line, n) == -1)
+		session_close(s, "cannot write to the client");
+	if (line[3] == '-')
+		return;
+	code = reply_code(line);
+	if (code == 421) {
+		log_msg(LOG_INFO, "%.*s", n - 2, line);
+		session_close(s, "421");
+	}
+	if (code >= 500 && code <= 504 && ++s->nerrors >= ERROR_LIMIT)
+		reply(s, REPLY_ERRORS, conf.name);
+}
+
+/* SPEC 2: a start-up problem still answers a client that waits. */
+void
+session_refuse(void)
+{
+	char line[SMTP_LINE_MAX];
+	int n;
+
+	if (conf.tty)
+		return;
+	n = snprintf(line, sizeof line, REPLY_CONFIG "\r\n",
+	    conf.name != NULL ? conf.name : "localhost");
+	if (n > 0 && n < (int)sizeof line && client_write(line, n) == 0)
+		(void)client_flush();
+}
+
+static void
+reset_transaction(struct session *s)
+{
+	s->have &= HAVE_HELO;
+	s->mode = MODE_MAIL;
+	s->smtputf8 = 0;
+	s->sender[0] = '\0';
+	s->nrcpt = 0;
+	s->ntargets = 0;
+}
+
+int
+is_local_domain(const char *d)
+{
+	size_t i, n = strlen(d);
+
+	if (n > 0 && d[n - 1] == '.')
+		n--;		/* an absolute name is the same domain */
+	for (i = 0; i < conf.ndomains; i++)
+		if (strlen(conf.domains[i]) == n &&
+		    strncasecmp(conf.domains[i], d, n) == 0)
+			return 1;
+	return 0;
+}
+
+/* The verb's row, and in *arg what follows it and one space. */
+static const struct command *
+find_command(char *line, char **arg)
+{
+	const struct command *c;
+	size_t n = strcspn(line, " ");
+
+	*arg = line + n;
+	while (**arg == ' ')
+		(*arg)++;
+	for (n = strlen(*arg); n > 0 && (*arg)[n - 1] == ' '; n--)
+		(*arg)[n - 1] = '\0';
+	for (c = commands; c->verb != NULL; c++)
+		if (strncasecmp(line, c->verb, 4) == 0 &&
+		    (line[4] == ' ' || line[4] == '\0'))
+			break;
+	return c;
+}
+
+static void
+reply_sequence(struct session *s, unsigned missing)
+{
+	if (missing & HAVE_HELO)
+		reply(s, REPLY_NEED_HELO);
+	else if (missing & HAVE_MAIL)
+		reply(s, REPLY_NEED_MAIL);
+	else
+		reply(s, REPLY_NEED_RCPT);
+}
+
+static void
+init_session(struct session *s)
+{
+	s->rcpt = calloc(conf.maxrcpt, sizeof *s->rcpt);
+	s->targets = calloc(MAX_TARGETS, sizeof *s->targets);
+	if (s->rcpt == NULL || s->targets == NULL) {
+		log_msg(LOG_ERR, "out of memory");
+		session_refuse();
+		exit(1);
+	}
+	s->msg.fd = -1;
+}
+
+/* A line could not be read: the session ends, or the line is refused. */
+static void
+read_failed(struct session *s, int status)
+{
+	switch (status) {
+	case LINE_EOF:
+		session_close(s, "end of input");
+	case LINE_TIMEOUT:
+		reply(s, REPLY_TIMEOUT, conf.name);	/* a 421 ends it */
+		break;
+	case LINE_TERM:
+		reply(s, REPLY_SHUTDOWN, conf.name);
+		break;
+	case LINE_TOO_LONG:
+		reply(s, REPLY_TOO_LONG);	/* the rest was dropped */
+		break;
+	default:
+		reply(s, REPLY_BAD_LINE);
+		break;
+	}
+}
+
+void
+session_run(void)
+{
+	struct session *s = &sess;
+	const struct command *c;
+	char line[SMTP_LINE_MAX + 1], *arg;
+	int n;
+
+	init_session(s);
+	log_msg(LOG_INFO, "start client=%s%s%s", conf.client_ip[0] != '\0' ?
+	    conf.client_ip : "local", conf.client_host[0] != '\0' ? " host=" :
+	    "", conf.client_host);
+	reply(s, REPLY_GREETING, conf.name);
+	for (;;) {
+		if ((n = client_read_line(line, sizeof line)) < 0) {
+			read_failed(s, n);
+			continue;
+		}
+		c = find_command(line, &arg);
+		if (c->needs & ~s->have)
+			reply_sequence(s, c->needs & ~s->have);
+		else
+			c->run(s, arg);
+	}
+}
+
+/* RFC 5321 4.1.2 Let-dig and ldh-str, and 8-bit bytes for U-labels. */
+static int
+domain_char(unsigned char c)
+{
+	return isalnum(c) || c == '-' || c >= 0x80;
+}
+
+/* A domain or an address literal at *p, up to `end' bytes; NULL if bad. */
+static const char *
+parse_domain(const char *p)
+{
+	const char *start = p;
+
+	if (*p == '[') {	/* RFC 5321 4.1.3 address literal */
+		p += strcspn(p, "[]\\ \t");
+		return *p == ']' && p > start + 1 ? p + 1 : NULL;
+	}
+	for (;;) {
+		if (!domain_char((unsigned char)*p) || *p == '-')
+			return NULL;
+		while (domain_char((unsigned char)*p))
+			p++;
+		if (p[-1] == '-')
+			return NULL;
+		if (*p != '.')
+			break;
+		p++;
+	}
+	return p - start <= SMTP_DOMAIN_MAX ? p : NULL;
+}
+
+/* RFC 5322 atext, and 8-bit bytes (RFC 6531) for UTF-8. */
+static int
+atext(unsigned char c)
+{
+	return isalnum(c) || strchr("!#$%&'*+-/=?^_`{|}~", c) != NULL ||
+	    c >= 0x80;
+}
+
+/* A local part at p into a->local, unquoted; the byte after it, or NULL. */
+static const char *
+parse_local(const char *p, struct address *a)
+{
+	size_t n = 0;
+
+	if (*p == '"') {	/* RFC 5321 4.1.2 Quoted-string */
+		for (p++; *p != '"'; p++) {
+			if (*p == '\\')
+				p++;
+			if ((unsigned char)*p < 32 || *p == 127 ||
+			    n + 1 >= sizeof a->local)
+				return NULL;
+			a->local[n++] = *p;
+		}
+		a->local[n] = '\0';
+		return p + 1;
+	}
+	for (;;) {		/* Dot-string */
+		if (!atext((unsigned char)*p))
+			return NULL;
+		while (atext((unsigned char)*p) && n + 1 < sizeof a->local)
+			a->local[n++] = *p++;
+		if (*p != '.')
+			break;
+		a->local[n++] = *p++;
+	}
+	a->local[n] = '\0';
+	return p;
+}
+
+/*
+ * RFC 5321 4.1.2 Path: "<" [ A-d-l ":" ] Mailbox ">", or "<>" when
+ * `empty_ok'.  The source route is accepted and ignored (RFC 5321 C).
+ * A bare local part is taken as local.  On success *p moves past '>'
+ * and NULL is returned; else a short reason.
+ */
+static const char *
+parse_path(char **p, struct address *a, int empty_ok)
+{
+	const char *s = *p, *start, *end;
+	size_t i;
+
+	memset(a, 0, sizeof *a);
+	while (*s == ' ')
+		s++;		/* "MAIL FROM: <x>" is common enough */
+	if (*s++ != '<')
+		return "the address must be in angle brackets";
+	if (*s == '>' && empty_ok) {
+		*p = (char *)s + 1;
+		return NULL;
+	}
+	if (*s == '@') {	/* source route */
+		while (*s == '@' && (s = parse_domain(s + 1)) != NULL &&
+		    *s == ',')
+			s++;
+		if (s == NULL || *s++ != ':')
+			return "bad source route";
+	}
+	start = s;
+	if ((s = parse_local(s, a)) == NULL || *a->local == '\0')
+		return "bad local part";
+	if (*s == '@' && (s = parse_domain(s + 1)) == NULL)
+		return "bad domain";
+	if (*s != '>')
+		return "bad address";
+	end = s;
+	if ((size_t)(end - start) > SMTP_PATH_MAX - 2)
+		return "address too long";
+	memcpy(a->text, start, end - start);
+	a->text[end - start] = '\0';
+	a->domain = strrchr(a->text, '@');
+	if (a->domain != NULL && (a->text[0] != '"' ||
+	    a->domain > strrchr(a->text, '"')))
+		a->domain++;
+	else
+		a->domain = NULL;
+	for (i = 0; a->text[i] != '\0'; i++)
+		if ((unsigned char)a->text[i] >= 0x80)
+			a->utf8 = 1;
+	*p = (char *)s + 1;
+	return NULL;
+}
+
+/* "FROM:" or "TO:", case-insensitive; the rest, or NULL. */
+static char *
+skip_keyword(char *arg, const char *kw)
+{
+	size_t n = strlen(kw);
+
+	return strncasecmp(arg, kw, n) == 0 ? arg + n : NULL;
+}
+
+/* One MAIL parameter, KEYWORD[=value]; 0 if accepted, else replied. */
+static int
+mail_param(struct session *s, char *param, unsigned *seen)
+{
+	char *value = strchr(param, '='), *end;
+	unsigned long long size;
+
+	if (value != NULL)
+		*value++ = '\0';
+	if (strcasecmp(param, "SIZE") == 0 && !(*seen & 1)) {
+		*seen |= 1;
+		errno = 0;
+		if (value == NULL || !isdigit((unsigned char)*value) ||
+		    (size = strtoull(value, &end, 10), *end != '\0') ||
+		    errno != 0) {
+			reply(s, REPLY_PARAM_BAD, "SIZE=");
+			return -1;
+		}
+		if (size > (unsigned long long)conf.maxsize) {
+			reply(s, REPLY_MAIL_SIZE, conf.maxsize);
+			return -1;
+		}
+	} else if (strcasecmp(param, "BODY") == 0 && !(*seen & 2)) {
+		*seen |= 2;
+		if (value == NULL || (strcasecmp(value, "7BIT") != 0 &&
+		    strcasecmp(value, "8BITMIME") != 0)) {
+			reply(s, REPLY_PARAM, "BODY= takes 7BIT or 8BITMIME");
+			return -1;
+		}
+	} else if (strcasecmp(param, "SMTPUTF8") == 0 && !(*seen & 4)) {
+		*seen |= 4;
+		if (value != NULL) {
+			reply(s, REPLY_PARAM_BAD, "SMTPUTF8 takes no value");
+			return -1;
+		}
+		s->smtputf8 = 1;
+	} else if (*seen & 7 && (strcasecmp(param, "SIZE") == 0 ||
+	    strcasecmp(param, "BODY") == 0 ||
+	    strcasecmp(param, "SMTPUTF8") == 0)) {
+		reply(s, REPLY_PARAM_BAD, "parameter given twice");
+		return -1;
+	} else {
+		reply(s, REPLY_PARAM, param);
+		return -1;
+	}
+	return 0;
+}
+
+/* RFC 5321 4.1.1.2: MAIL, and RFC 821's SEND, SOML and SAML alike. */
+static void
+start_transaction(struct session *s, char *arg, enum mode mode,
+    const char *verb)
+{
+	struct address a;
+	const char *why;
+	char *param;
+	unsigned seen = 0;
+
+	if (s->have & HAVE_MAIL) {
+		reply(s, REPLY_NESTED);
+		return;
+	}
+	if ((arg = skip_keyword(arg, "FROM:")) == NULL) {
+		reply(s, REPLY_SYNTAX, verb);
+		return;
+	}
+	if ((why = parse_path(&arg, &a, 1)) != NULL) {
+		reply(s, REPLY_BAD_PATH, why);
+		return;
+	}
+	s->smtputf8 = 0;
+	while ((param = strtok(arg, " ")) != NULL) {
+		arg = NULL;
+		if (mail_param(s, param, &seen) == -1)
+			return;
+	}
+	if (a.utf8 && !s->smtputf8) {
+		reply(s, REPLY_UTF8);
+		return;
+	}
+	(void)snprintf(s->sender, sizeof s->sender, "%s", a.text);
+	s->mode = mode;
+	s->have |= HAVE_MAIL;
+	reply(s, REPLY_SENDER_OK, s->sender);
+}
+
+static void
+cmd_mail(struct session *s, char *arg)
+{
+	start_transaction(s, arg, MODE_MAIL, "MAIL FROM:<address> [parameters]");
+}
+
+static void
+cmd_send(struct session *s, char *arg)
+{
+	start_transaction(s, arg, MODE_SEND, "SEND FROM:<address> [parameters]");
+}
+
+static void
+cmd_soml(struct session *s, char *arg)
+{
+	start_transaction(s, arg, MODE_SOML, "SOML FROM:<address> [parameters]");
+}
+
+static void
+cmd_saml(struct session *s, char *arg)
+{
+	start_transaction(s, arg, MODE_SAML, "SAML FROM:<address> [parameters]");
+}
+
+/* A target once: `bob' and `Bob' are one mailbox (SPEC 4). */
+static int
+add_target(struct session *s, enum rcpt_kind kind, const char *name)
+{
+	size_t i;
+
+	for (i = 0; i < s->ntargets; i++)
+		if (s->targets[i].kind == kind &&
+		    strcasecmp(s->targets[i].name, name) == 0)
+			return 0;
+	if (s->ntargets == MAX_TARGETS)
+		return -1;
+	s->targets[s->ntargets].kind = kind;
+	(void)snprintf(s->targets[s->ntargets].name,
+	    sizeof s->targets[0].name, "%s", name);
+	s->ntargets++;
+	return 0;
+}
+
+static void
+lower(char *dst, const char *src, size_t size)
+{
+	size_t i;
+
+	for (i = 0; src[i] != '\0' && i + 1 < size; i++)
+		dst[i] = tolower((unsigned char)src[i]);
+	dst[i] = '\0';
+}
+
+/*
+ * A local recipient: a user of the table or a system account, or the
+ * postmaster (RFC 5321 4.5.1), who always has a mailbox.  Replies,
+ * and returns 0 when the recipient was accepted.
+ */
+static int
+local_recipient(struct session *s, const struct address *a)
+{
+	char name[SMTP_LOCAL_MAX + 1];
+	struct user u;
+
+	if (strlen(a->local) > SMTP_LOCAL_MAX || !delivery_safe_name(a->local)) {
+		reply(s, REPLY_BAD_BOX, a->text);
+		return -1;
+	}
+	lower(name, a->local, sizeof name);
+	if (!aliases_user(name, &u) && strcmp(name, "postmaster") != 0) {
+		reply(s, REPLY_NO_USER, a->text);
+		return -1;
+	}
+	if (add_target(s, TARGET_MAILBOX, name) == -1) {
+		reply(s, REPLY_TOO_MANY);
+		return -1;
+	}
+	return 0;
+}
+
+/* RFC 5321 4.1.1.3 */
+static void
+cmd_rcpt(struct session *s, char *arg)
+{
+	struct address a;
+	const char *why;
+	char *param;
+
+	if ((arg = skip_keyword(arg, "TO:")) == NULL) {
+		reply(s, REPLY_SYNTAX, "RCPT TO:<address>");
+		return;
+	}
+	if ((why = parse_path(&arg, &a, 0)) != NULL) {
+		reply(s, REPLY_BAD_PATH, why);
+		return;
+	}
+	if ((param = strtok(arg, " ")) != NULL) {
+		reply(s, REPLY_PARAM, param);
+		return;
+	}
+	if (a.utf8 && !s->smtputf8) {
+		reply(s, REPLY_UTF8);
+		return;
+	}
+	if (s->nrcpt == conf.maxrcpt) {
+		reply(s, REPLY_TOO_MANY);
+		return;
+	}
+	if (a.domain != NULL && !is_local_domain(a.domain)) {
+		reply(s, REPLY_RELAY);
+		return;
+	}
+	if (local_recipient(s, &a) == -1)
+		return;
+	(void)snprintf(s->rcpt[s->nrcpt++], sizeof s->rcpt[0], "%s", a.text);
+	s->have |= HAVE_RCPT;
+	reply(s, REPLY_RCPT_OK, a.text);
+}
+
+/* Base 36, for short ids. */
+static char *
+base36(char *p, unsigned long long n)
+{
+	static const char digits[] = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ";
+	char tmp[16];
+	size_t i = 0;
+
+	do
+		tmp[i++] = digits[n % 36];
+	while ((n /= 36) > 0);
+	while (i > 0)
+		*p++ = tmp[--i];
+	return p;
+}
+
+/* A message id unique on this host: time, pid, message of the session. */
+static void
+make_id(struct session *s, time_t now)
+{
+	char *p = s->id;
+
+	p = base36(p, (unsigned long long)now);
+	*p++ = '-';
+	p = base36(p, (unsigned long long)getpid());
+	*p++ = '-';
+	p = base36(p, s->nmessages + 1);
+	*p = '\0';
+}
+
+/*
+ * SPEC 8: the From_ line, Return-Path: and Received: that go before the
+ * message in each mailbox.  Returns the length, or 0 if it did not fit.
+ */
+static size_t
+envelope_header(struct session *s, char *buf, size_t size, time_t now)
+{
+	char from[SMTP_PATH_MAX + 1], date[64], ctime_[32], peer[400];
+	struct tm *tm = localtime(&now);
+	size_t i;
+	int n;
+
+	(void)snprintf(from, sizeof from, "%s", s->sender[0] != '\0' ?
+	    s->sender : "MAILER-DAEMON");
+	for (i = 0; from[i] != '\0'; i++)
+		if (from[i] == ' ' || from[i] == '\t')
+			from[i] = '_';	/* one word on the From_ line */
+	(void)strftime(ctime_, sizeof ctime_, "%a %b %e %H:%M:%S %Y", tm);
+	(void)strftime(date, sizeof date, "%a, %d %b %Y %H:%M:%S %z", tm);
+	if (conf.client_ip[0] == '\0')
+		(void)snprintf(peer, sizeof peer, "localhost");
+	else
+		(void)snprintf(peer, sizeof peer, "%s%s[%s%s]",
+		    conf.client_host, conf.client_host[0] != '\0' ? " " : "",
+		    strchr(conf.client_ip, ':') != NULL ? "IPv6:" : "",
+		    conf.client_ip);
+	n = snprintf(buf, size, "From %s %s\nReturn-Path: <%s>\n"
+	    "Received: from %s (%s)\n\tby %s (smtpd %s) with %s id %s%s%s%s;"
+	    "\n\t%s\n", from, ctime_, s->sender, s->helo, peer, conf.name,
+	    SMTPD_VERSION, s->esmtp ? "ESMTP" : "SMTP", s->id,
+	    s->nrcpt == 1 ? "\n\tfor <" : "", s->nrcpt == 1 ? s->rcpt[0] : "",
+	    s->nrcpt == 1 ? ">" : "", date);
+	return n > 0 && (size_t)n < size ? (size_t)n : 0;
+}
+
+/* SPEC 9: one line per transaction, never the body. */
+static void
+log_transaction(struct session *s, const char *outcome)
+{
+	char to[2048];
+	size_t i, n = 0;
+	int k;
+
+	to[0] = '\0';
+	for (i = 0; i < s->nrcpt; i++) {
+		k = snprintf(to + n, sizeof to - n, "%s<%s>", i > 0 ? "," : "",
+		    s->rcpt[i]);
+		if (k < 0 || (size_t)k >= sizeof to - n) {
+			(void)snprintf(to + n, sizeof to - n, ",...");
+			break;
+		}
+		n += k;
+	}
+	log_msg(LOG_INFO, "id=%s client=%s from=<%s> to=%s size=%lld %s",
+	    s->id, conf.client_ip[0] != '\0' ? conf.client_ip : "local",
+	    s->sender, to, s->msg.size, outcome);
+}
+
+/* The message is read: refuse it, or deliver it and say so. */
+static void
+finish_message(struct session *s)
+{
+	static const char *const refusals[] = {
+		[MSG_BARE_EOL] = REPLY_BARE_EOL, [MSG_NUL] = REPLY_NUL,
+		[MSG_LOOP] = REPLY_LOOP
+	};
+	char head[2048], why[256];
+	time_t now = time(NULL);
+	size_t len;
+
+	make_id(s, now);
+	s->nmessages++;
+	switch (s->msg.error) {
+	case MSG_OK:
+		break;
+	case MSG_TOO_BIG:
+		reply(s, REPLY_MAIL_SIZE, conf.maxsize);
+		log_transaction(s, "refused: 552 too big");
+		return;
+	case MSG_IO:
+		errno = s->msg.io_errno;
+		reply(s, errno == ENOSPC ? REPLY_NO_SPACE : REPLY_LOCAL,
+		    "cannot spool the message");
+		log_transaction(s, "failed: cannot spool the message");
+		return;
+	default:
+		reply(s, "%s", refusals[s->msg.error]);
+		log_transaction(s, refusals[s->msg.error]);
+		return;
+	}
+	if ((len = envelope_header(s, head, sizeof head, now)) == 0) {
+		reply(s, REPLY_LOCAL, "header too long");
+		return;
+	}
+	switch (delivery_mbox(s->targets, s->ntargets, head, len, &s->msg,
+	    why, sizeof why)) {
+	case DELIVERY_OK:
+		reply(s, REPLY_DELIVERED, s->id);
+		log_transaction(s, "delivered");
+		return;
+	case DELIVERY_NO_SPACE:
+		reply(s, REPLY_NO_SPACE);
+		break;
+	case DELIVERY_TEMP:
+		reply(s, REPLY_LOCAL, "mailbox unavailable");
+		break;
+	}
+	log_transaction(s, why);
+}
+
+/* RFC 5321 4.1.1.4 */
+static void
+cmd_data(struct session *s, char *arg)
+{
+	int n;
+
+	if (*arg != '\0') {
+		reply(s, REPLY_NO_ARG, "DATA");
+		return;
+	}
+	message_begin(&s->msg, !conf.tty, conf.maxsize);
+	reply(s, conf.tty ? REPLY_DATA_TTY : REPLY_DATA);
+	if ((n = client_read_data(&s->msg)) < 0)
+		read_failed(s, n);	/* EOF, timeout or SIGTERM: it ends */
+	(void)message_end(&s->msg);
+	finish_message(s);
+	reset_transaction(s);
+}
+
+/* HELO and EHLO: RFC 5321 4.1.1.1; a second one resets (4.1.4). */
+static void
+hello(struct session *s, char *arg, int esmtp)
+{
+	const char *verb = esmtp ? "EHLO" : "HELO";
+
+	if (*arg == '\0' || strchr(arg, ' ') != NULL ||
+	    strlen(arg) > SMTP_DOMAIN_MAX) {
+		reply(s, REPLY_BAD_HELO, verb);
+		return;
+	}
+	reset_transaction(s);
+	(void)snprintf(s->helo, sizeof s->helo, "%s", arg);
+	sanitize(s->helo);
+	s->have = HAVE_HELO;
+	s->esmtp = esmtp;
+	if (!esmtp) {
+		reply(s, REPLY_HELLO, conf.name);
+		return;
+	}
+	reply(s, REPLY_EHLO, conf.name);
+	reply(s, REPLY_EHLO, "PIPELINING");
+	reply(s, "250-SIZE %lld", conf.maxsize);
+	reply(s, REPLY_EHLO, "8BITMIME");
+	reply(s, REPLY_EHLO, "ENHANCEDSTATUSCODES");
+	reply(s, REPLY_EHLO, "SMTPUTF8");
+	if (!conf.no_vrfy)
+		reply(s, REPLY_EHLO, "VRFY");
+	if (!conf.no_expn)
+		reply(s, REPLY_EHLO, "EXPN");
+	reply(s, REPLY_EHLO_LAST, "HELP");
+}
+
+static void
+cmd_helo(struct session *s, char *arg)
+{
+	hello(s, arg, 0);
+}
+
+static void
+cmd_ehlo(struct session *s, char *arg)
+{
+	hello(s, arg, 1);
+}
+
+static void
+cmd_rset(struct session *s, char *arg)
+{
+	if (*arg != '\0') {
+		reply(s, REPLY_NO_ARG, "RSET");
+		return;
+	}
+	reset_transaction(s);
+	reply(s, REPLY_RESET);
+}
+
+/*
+ * A VRFY or EXPN argument: `user', `<user>', `user@local.domain'; into
+ * name, lower case.  Returns 0, or -1 when it is not a local address.
+ */
+static int
+local_name(const char *arg, char *name, size_t size)
+{
+	char buf[SMTP_PATH_MAX + 1], *at;
+	size_t n;
+
+	(void)snprintf(buf, sizeof buf, "%s", arg + (*arg == '<'));
+	n = strlen(buf);
+	if (n > 0 && buf[n - 1] == '>' && *arg == '<')
+		buf[--n] = '\0';
+	if ((at = strrchr(buf, '@')) != NULL) {
+		if (!is_local_domain(at + 1))
+			return -1;
+		*at = '\0';
+	}
+	if (strlen(buf) >= size)
+		return -1;
+	lower(name, buf, size);
+	return 0;
+}
+
+/* RFC 821 4.1.1: "Full Name <user@domain>", or just the mailbox. */
+static const char *
+mailbox_text(const struct user *u)
+{
+	static char text[FULLNAME_MAX + SMTP_PATH_MAX + 8];
+
+	(void)snprintf(text, sizeof text, "%s%s<%s@%s>", u->fullname,
+	    u->fullname[0] != '\0' ? " " : "", u->name, conf.domains[0]);
+	return text;
+}
+
+/*
+ * RFC 5321 3.5.1, SPEC 3: a user's name first, then a word of the full
+ * names of the table: one match is 250, several a multi-line 553.
+ */
+static void
+cmd_vrfy(struct session *s, char *arg)
+{
+	char name[SMTP_PATH_MAX + 1];
+	struct user u, found[8];
+	size_t n, i;
+
+	if (conf.no_vrfy) {
+		reply(s, REPLY_NO_VRFY);
+		return;
+	}
+	if (*arg == '\0') {
+		reply(s, REPLY_SYNTAX, "VRFY <user or name>");
+		return;
+	}
+	sanitize(arg);
+	if (local_name(arg, name, sizeof name) == 0 &&
+	    delivery_safe_name(name) && aliases_user(name, &u)) {
+		reply(s, REPLY_USER, mailbox_text(&u));
+		return;
+	}
+	n = aliases_match_fullname(arg, found, 8);
+	if (n == 0) {
+		reply(s, REPLY_NO_MATCH);
+		return;
+	}
+	if (n == 1) {
+		reply(s, REPLY_USER, mailbox_text(&found[0]));
+		return;
+	}
+	reply(s, REPLY_AMBIG_ONE, "User ambiguous; possibilities are");
+	for (i = 0; i < n && i < 8; i++)
+		reply(s, REPLY_AMBIG_ONE, mailbox_text(&found[i]));
+	reply(s, REPLY_AMBIGUOUS);
+}
+
+/* RFC 5321 3.5.2; SPEC 5: the table's users are mailboxes, not lists. */
+static void
+cmd_expn(struct session *s, char *arg)
+{
+	char name[SMTP_PATH_MAX + 1];
+
+	if (conf.no_expn) {
+		reply(s, REPLY_NO_EXPN);
+		return;
+	}
+	if (*arg == '\0') {
+		reply(s, REPLY_SYNTAX, "EXPN <mailing list>");
+		return;
+	}
+	sanitize(arg);
+	if (local_name(arg, name, sizeof name) == -1)
+		(void)snprintf(name, sizeof name, "%s", arg);
+	reply(s, REPLY_NOT_LIST, name);
+}
+
+static void
+cmd_help(struct session *s, char *arg)
+{
+	const struct command *c;
+
+	if (*arg == '\0') {
+		reply(s, REPLY_HELP_LIST, "smtpd " SMTPD_VERSION
+		    ", commands:");
+		reply(s, REPLY_HELP_LIST, "  HELO EHLO MAIL RCPT DATA RSET");
+		reply(s, REPLY_HELP_LIST, "  SEND SOML SAML VRFY EXPN HELP");
+		reply(s, REPLY_HELP_LIST, "  NOOP QUIT TURN");
+		reply(s, REPLY_HELP_END, "HELP <command> for its syntax");
+		return;
+	}
+	for (c = commands; c->verb != NULL; c++)
+		if (strcasecmp(arg, c->verb) == 0) {
+			reply(s, REPLY_HELP_END, c->help);
+			return;
+		}
+	sanitize(arg);
+	reply(s, REPLY_HELP_NONE, arg);
+}
+
+/* RFC 5321 4.1.1.9: an argument is allowed and ignored. */
+static void
+cmd_noop(struct session *s, char *arg)
+{
+	(void)arg;
+	reply(s, REPLY_OK);
+}
+
+static void
+cmd_quit(struct session *s, char *arg)
+{
+	if (*arg != '\0') {
+		reply(s, REPLY_NO_ARG, "QUIT");
+		return;
+	}
+	reply(s, REPLY_CLOSING, conf.name);
+	session_close(s, "QUIT");
+}
+
+/* RFC 821 TURN: the client would become the server, unauthenticated. */
+static void
+cmd_turn(struct session *s, char *arg)
+{
+	(void)arg;
+	reply(s, REPLY_TURN);
+}
+
+static void
+cmd_unknown(struct session *s, char *arg)
+{
+	(void)arg;
+	reply(s, REPLY_UNKNOWN);
+}

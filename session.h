@@ -1,0 +1,206 @@
+/*
+ * session.h: what the files of smtpd share.  smtpd.c owns start-up,
+ * options and the client's bytes; session.c the dialogue and every reply;
+ * message.c the DATA stream and its spool file; delivery.c the mailboxes
+ * and terminals; aliases.c the table.
+ */
+#ifndef SESSION_H
+#define SESSION_H
+
+#include <stdarg.h>
+#include <stddef.h>
+#include <sys/types.h>
+
+#define SMTPD_VERSION	"0.1"
+
+#define SMTP_LINE_MAX	512	/* RFC 5321 4.5.3.1.4, CRLF included */
+#define SMTP_PATH_MAX	256	/* RFC 5321 4.5.3.1.3 */
+#define SMTP_LOCAL_MAX	64	/* RFC 5321 4.5.3.1.1 */
+#define SMTP_DOMAIN_MAX	255	/* RFC 5321 4.5.3.1.2 */
+#define MAX_DOMAINS	32	/* -d, repeated */
+#define MAX_TARGETS	1000	/* mailboxes and forwards of one message */
+#define FULLNAME_MAX	128	/* a full name kept from the table or GECOS */
+#define ERROR_LIMIT	20	/* SPEC 4: 500-504 replies before 421 */
+#define RECEIVED_LIMIT	100	/* SPEC 4: more Received: is a mail loop */
+
+#define PRINTFLIKE(f, a)	__attribute__((format(printf, f, a)))
+#define NORETURN		__attribute__((noreturn))
+
+/*
+ * Every reply, basic and RFC 3463 enhanced code side by side.  They are
+ * sent with enhanced codes whether or not the client said EHLO, which
+ * SPEC 3 allows; the compiler checks each use against its format.
+ */
+#define REPLY_GREETING	"220 %s ESMTP smtpd " SMTPD_VERSION
+#define REPLY_CLOSING	"221 2.0.0 %s closing connection"
+#define REPLY_HELP_LIST	"214-2.0.0 %s"
+#define REPLY_HELP_END	"214 2.0.0 %s"
+#define REPLY_HELLO	"250 %s"
+#define REPLY_EHLO	"250-%s"
+#define REPLY_EHLO_LAST	"250 %s"
+#define REPLY_OK	"250 2.0.0 OK"
+#define REPLY_RESET	"250 2.0.0 Reset"
+#define REPLY_SENDER_OK	"250 2.1.0 Sender <%s> OK"
+#define REPLY_RCPT_OK	"250 2.1.5 Recipient <%s> OK"
+#define REPLY_DELIVERED	"250 2.0.0 Delivered, id %s"
+#define REPLY_USER	"250 2.1.5 %s"
+#define REPLY_LIST_NEXT	"250-2.1.5 %s"
+#define REPLY_FORWARD	"251 2.1.5 User not local; will forward to <%s>"
+#define REPLY_NO_VRFY	"252 2.5.2 Cannot VRFY user, but will accept " \
+			"message and attempt delivery"
+#define REPLY_NO_EXPN	"252 2.5.2 EXPN is disabled on this server"
+#define REPLY_DATA	"354 Start mail input; end with <CRLF>.<CRLF>"
+#define REPLY_DATA_TTY	"354 Enter the message; end with a line holding " \
+			"a single dot"
+#define REPLY_CONFIG	"421 4.3.0 %s local configuration error"
+#define REPLY_TIMEOUT	"421 4.4.2 %s timeout"
+#define REPLY_SHUTDOWN	"421 4.3.2 %s shutting down"
+#define REPLY_ERRORS	"421 4.7.0 %s too many errors, closing connection"
+#define REPLY_NOT_ACTIVE "450 4.2.1 User not active or not accepting messages"
+#define REPLY_LOCAL	"451 4.3.0 Local error in processing: %s"
+#define REPLY_TOO_MANY	"452 4.5.3 Too many recipients"
+#define REPLY_NO_SPACE	"452 4.3.1 Insufficient system storage"
+#define REPLY_UNKNOWN	"500 5.5.2 Command unrecognized"
+#define REPLY_TOO_LONG	"500 5.5.6 Line too long (512 octets at most)"
+#define REPLY_BAD_LINE	"500 5.5.2 Bare CR or NUL in command line"
+#define REPLY_SYNTAX	"501 5.5.4 Syntax: %s"
+#define REPLY_BAD_PATH	"501 5.1.3 Bad address syntax: %s"
+#define REPLY_BAD_HELO	"501 5.5.4 Syntax: %s <domain>"
+#define REPLY_NO_ARG	"501 5.5.4 %s takes no argument"
+#define REPLY_TURN	"502 5.7.0 TURN refused: role reversal would hand " \
+			"mail to an unauthenticated peer"
+#define REPLY_SEQUENCE	"503 5.5.1 Bad sequence of commands"
+#define REPLY_NEED_HELO	"503 5.5.1 Send HELO or EHLO first"
+#define REPLY_NESTED	"503 5.5.1 Sender already specified"
+#define REPLY_NEED_MAIL	"503 5.5.1 Need MAIL before RCPT"
+#define REPLY_NEED_RCPT	"503 5.5.1 Need RCPT before DATA"
+#define REPLY_HELP_NONE	"504 5.5.1 HELP topic unknown: %s"
+#define REPLY_NO_USER	"550 5.1.1 <%s>: user unknown"
+#define REPLY_NO_MATCH	"550 5.1.1 String does not match anything"
+#define REPLY_NOT_LIST	"550 5.1.1 <%s> is not a mailing list"
+#define REPLY_BAD_BOX	"550 5.1.3 <%s>: mailbox name not allowed"
+#define REPLY_RELAY	"550 5.7.1 relaying denied"
+#define REPLY_NOT_LOCAL	"551 5.1.6 User not local; please try <%s>"
+#define REPLY_MAIL_SIZE	"552 5.3.4 Message size exceeds fixed maximum " \
+			"message size (%lld)"
+#define REPLY_AMBIGUOUS	"553 5.1.4 User ambiguous"
+#define REPLY_AMBIG_ONE	"553-5.1.4 %s"
+#define REPLY_UTF8	"553 5.6.7 Must declare SMTPUTF8 to send UTF-8 " \
+			"addresses"
+#define REPLY_LOOP	"554 5.4.6 Too many Received: headers (mail loop)"
+#define REPLY_BARE_EOL	"554 5.6.0 Message refused: bare CR or LF in " \
+			"the data (lines must end in CRLF)"
+#define REPLY_NUL	"554 5.6.0 Message refused: NUL byte in the data"
+#define REPLY_PARAM	"555 5.5.4 Parameter not recognized: %s"
+#define REPLY_PARAM_BAD	"501 5.5.4 Bad parameter: %s"
+
+/* What the command line and the environment set up, once. */
+struct config {
+	const char	*name;			/* -n: our host name */
+	const char	*domains[MAX_DOMAINS];	/* -d, or name + localhost */
+	size_t		 ndomains;
+	const char	*table;			/* -a */
+	int		 table_given;		/* -a given: it must exist */
+	const char	*spool;			/* -m */
+	long long	 maxsize;		/* -s */
+	size_t		 maxrcpt;		/* -r */
+	int		 timeout;		/* -t, seconds */
+	int		 table_only;		/* -T */
+	int		 no_vrfy;		/* -V */
+	int		 no_expn;		/* -E */
+	const char	*forward;		/* -F */
+	const char	*utmp;			/* -u */
+	int		 log_stderr;		/* -e, or stdin is a tty */
+	int		 tty;			/* stdin is a terminal */
+	int		 relay_client;		/* RELAYCLIENT is set */
+	char		 client_ip[64];		/* "" for a local session */
+	char		 client_host[SMTP_DOMAIN_MAX + 1];
+};
+extern struct config conf;
+
+/* What one table lookup or account lookup tells about a local name. */
+struct user {
+	char	name[SMTP_LOCAL_MAX + 1];	/* lower case */
+	char	fullname[FULLNAME_MAX + 1];	/* "" when none is known */
+};
+
+enum rcpt_kind { TARGET_MAILBOX, TARGET_FORWARD };
+
+/* One place a message goes: a local mailbox or a forwarding address. */
+struct target {
+	enum rcpt_kind	kind;
+	char		name[SMTP_PATH_MAX + 1];
+};
+
+/* Sticky outcomes of reading a message (message.c). */
+enum msg_error {
+	MSG_OK, MSG_BARE_EOL, MSG_NUL, MSG_TOO_BIG, MSG_LOOP, MSG_IO
+};
+
+#define MSG_BUF_SIZE	65536
+
+/*
+ * The DATA stream, from the client's bytes to the message as an mbox
+ * holds it: dot-stuffing undone, LF line ends, readers' bookkeeping
+ * headers dropped, mboxrd quoting.  The result stays in buf while it
+ * fits and goes to an unlinked temporary file beyond that.
+ */
+struct message {
+	int		 fd;		/* spool file, -1 until needed */
+	int		 crlf;		/* lines end in CRLF (not a tty) */
+	long long	 maxsize;
+	long long	 size;		/* as received, CRLF counted */
+	long long	 spooled;	/* bytes written to fd */
+	enum msg_error	 error;
+	int		 io_errno;
+	int		 nreceived;	/* Received: headers seen */
+	unsigned long	 lines;		/* lines ended so far */
+	int		 wire;		/* state of the SMTP layer */
+	int		 head;		/* state of the header filter */
+	int		 in_header;	/* still in the header section */
+	int		 dropping;	/* the current field is dropped */
+	char		 name[32];	/* a field name being read */
+	size_t		 namelen;
+	int		 quote;		/* state of mboxrd quoting */
+	size_t		 ngt;		/* '>' seen at a line's start */
+	size_t		 nfrom;		/* bytes of "From " matched */
+	size_t		 len;		/* bytes in buf */
+	char		 buf[MSG_BUF_SIZE];
+};
+
+/* smtpd.c: the client's bytes, logging */
+enum line_status {
+	LINE_EOF = -1, LINE_TIMEOUT = -2, LINE_TERM = -3, LINE_TOO_LONG = -4,
+	LINE_BAD = -5
+};
+int	client_read_line(char *, size_t);
+int	client_read_data(struct message *);
+int	client_write(const char *, size_t);
+int	client_flush(void);
+void	log_msg(int, const char *, ...) PRINTFLIKE(2, 3);
+void	sanitize(char *);
+
+/* session.c: the dialogue */
+NORETURN void	session_run(void);
+void	session_refuse(void);
+int	is_local_domain(const char *);
+
+/* message.c: the DATA stream */
+void	message_begin(struct message *, int, long long);
+int	message_feed(struct message *, const char *, size_t, size_t *);
+int	message_end(struct message *);
+void	message_close(struct message *);
+
+/* delivery.c: mailboxes */
+enum delivery_status { DELIVERY_OK, DELIVERY_TEMP, DELIVERY_NO_SPACE };
+enum delivery_status	delivery_mbox(const struct target *, size_t,
+			    const char *, size_t, struct message *,
+			    char *, size_t);
+int	delivery_safe_name(const char *);
+
+/* aliases.c: the table */
+int	aliases_open(const char *, int);
+int	aliases_user(const char *, struct user *);
+size_t	aliases_match_fullname(const char *, struct user *, size_t);
+
+#endif

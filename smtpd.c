@@ -1,0 +1,478 @@
+/*
+ * smtpd.c: start-up, options, the client's bytes and the log.
+ *
+ * One process serves one connection handed over as standard input and
+ * output by inetd, systemd, tcpserver or a terminal.  This file reads the
+ * command line and the environment into `conf', then owns every byte that
+ * crosses the connection: one buffered reader with a per-line deadline,
+ * one buffered writer, and nothing else touches file descriptors 0 and 1.
+ */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/select.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <syslog.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "session.h"
+
+#define DEFAULT_TABLE	"/etc/smtpd/aliases"
+#define DEFAULT_SPOOL	"/var/mail"
+#define DEFAULT_SIZE	10485760
+#define DEFAULT_RCPT	100
+#define DEFAULT_TIMEOUT	300
+#define EX_USAGE	64
+
+struct config conf;
+
+static char	 ibuf[65536];		/* client bytes not yet consumed */
+static size_t	 ipos, ilen;
+static char	 obuf[4096];		/* replies not yet sent */
+static size_t	 olen;
+static int	 line_fresh;		/* a new line began: new deadline */
+static struct timespec deadline;	/* the current line's */
+static sigset_t	 unblocked;		/* the mask pselect() waits with */
+static char	 hostname[SMTP_DOMAIN_MAX + 1];
+static volatile sig_atomic_t terminated;
+
+static void
+usage(void)
+{
+	log_msg(LOG_ERR, "usage: smtpd [-eTVEv] [-C] [-n name] [-d domain]... "
+	    "[-a table] [-m spooldir] [-s maxbytes] [-r maxrcpts] "
+	    "[-t seconds] [-F program] [-u utmpfile]");
+	session_refuse();
+	exit(EX_USAGE);
+}
+
+/* A start-up problem: logged, and a client is not left hanging. */
+static NORETURN void
+fail_config(const char *fmt, const char *arg)
+{
+	log_msg(LOG_ERR, fmt, arg);
+	session_refuse();
+	exit(1);
+}
+
+static long long
+number(const char *arg, long long max)
+{
+	char *end;
+	long long n;
+
+	errno = 0;
+	n = strtoll(arg, &end, 10);
+	if (*arg < '0' || *arg > '9' || *end != '\0' || errno != 0 ||
+	    n < 1 || n > max)
+		fail_config("bad number: %s", arg);
+	return n;
+}
+
+static void
+add_domain(const char *d)
+{
+	if (conf.ndomains == MAX_DOMAINS)
+		fail_config("too many -d domains (at most 32): %s", d);
+	if (*d == '\0' || strlen(d) > SMTP_DOMAIN_MAX)
+		fail_config("bad domain: '%s'", d);
+	conf.domains[conf.ndomains++] = d;
+}
+
+static void
+parse_options(int argc, char **argv)
+{
+	int c, check = 0;
+
+	conf.table = DEFAULT_TABLE;
+	conf.spool = DEFAULT_SPOOL;
+	conf.maxsize = DEFAULT_SIZE;
+	conf.maxrcpt = DEFAULT_RCPT;
+	conf.timeout = DEFAULT_TIMEOUT;
+	opterr = 0;	/* getopt's messages would reach the client */
+	while ((c = getopt(argc, argv, "eTVEvCn:d:a:m:s:r:t:F:u:")) != -1) {
+		switch (c) {
+		case 'e': conf.log_stderr = 1; break;
+		case 'T': conf.table_only = 1; break;
+		case 'V': conf.no_vrfy = 1; break;
+		case 'E': conf.no_expn = 1; break;
+		case 'v':
+			printf("smtpd %s\n", SMTPD_VERSION);
+			exit(fflush(stdout) == 0 ? 0 : 1);
+		case 'C': check = 1; break;
+		case 'n': conf.name = optarg; break;
+		case 'd': add_domain(optarg); break;
+		case 'a': conf.table = optarg; conf.table_given = 1; break;
+		case 'm': conf.spool = optarg; break;
+		case 's': conf.maxsize = number(optarg, LLONG_MAX / 2); break;
+		case 'r': conf.maxrcpt = number(optarg, MAX_TARGETS); break;
+		case 't': conf.timeout = number(optarg, 86400); break;
+		case 'F': conf.forward = optarg; break;
+		case 'u': conf.utmp = optarg; break;
+		default: usage();
+		}
+	}
+	if (optind != argc)
+		usage();
+	if (check)
+		fail_config("-C: %s", "not yet available");
+	if (conf.forward != NULL)
+		fail_config("-F %s: forwarding is not yet available", conf.forward);
+	if (conf.utmp != NULL)
+		fail_config("-u %s: terminal delivery is not yet available",
+		    conf.utmp);
+}
+
+static void
+default_names(void)
+{
+	if (conf.name == NULL) {
+		if (gethostname(hostname, sizeof hostname - 1) == -1 ||
+		    hostname[0] == '\0')
+			(void)snprintf(hostname, sizeof hostname, "localhost");
+		conf.name = hostname;
+	}
+	if (conf.ndomains == 0) {
+		conf.domains[conf.ndomains++] = conf.name;
+		if (strcmp(conf.name, "localhost") != 0)
+			conf.domains[conf.ndomains++] = "localhost";
+	}
+}
+
+/* Keep what `keep' allows, '?' for the rest; bytes from outside. */
+static void
+copy_clean(char *dst, size_t size, const char *src, const char *keep)
+{
+	size_t i;
+
+	for (i = 0; src[i] != '\0' && i + 1 < size; i++)
+		dst[i] = strchr(keep, src[i]) != NULL ? src[i] : '?';
+	dst[i] = '\0';
+}
+
+#define HOST_CHARS	"abcdefghijklmnopqrstuvwxyz" \
+			"ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789.-_"
+#define IP_CHARS	"0123456789abcdefABCDEF.:"
+
+/*
+ * SPEC 2: TCPREMOTEIP (ucspi), else REMOTE_ADDR (systemd), else the
+ * socket itself (inetd), else a local session.  The host name is
+ * whatever tcpserver found in the DNS: any bytes, so cleaned.
+ */
+static void
+identify_client(void)
+{
+	struct sockaddr_storage ss;
+	socklen_t len = sizeof ss;
+	const char *ip, *host;
+	void *a;
+
+	conf.relay_client = getenv("RELAYCLIENT") != NULL;
+	if ((host = getenv("TCPREMOTEHOST")) != NULL)
+		copy_clean(conf.client_host, sizeof conf.client_host, host,
+		    HOST_CHARS);
+	if ((ip = getenv("TCPREMOTEIP")) != NULL ||
+	    (ip = getenv("REMOTE_ADDR")) != NULL) {
+		copy_clean(conf.client_ip, sizeof conf.client_ip, ip, IP_CHARS);
+		return;
+	}
+	if (getpeername(0, (struct sockaddr *)&ss, &len) == -1)
+		return;
+	if (ss.ss_family == AF_INET)
+		a = &((struct sockaddr_in *)&ss)->sin_addr;
+	else if (ss.ss_family == AF_INET6)
+		a = &((struct sockaddr_in6 *)&ss)->sin6_addr;
+	else
+		return;
+	if (inet_ntop(ss.ss_family, a, conf.client_ip,
+	    sizeof conf.client_ip) == NULL)
+		conf.client_ip[0] = '\0';
+}
+
+static void
+on_signal(int sig)
+{
+	(void)sig;
+	terminated = 1;
+}
+
+/*
+ * SIGTERM (and a hang-up or ^C) is blocked except while waiting for the
+ * client, so it never cuts a delivery short: it surfaces as EINTR in
+ * pselect(), after the delivery's reply is queued (SPEC 4).
+ */
+static void
+setup_signals(void)
+{
+	struct sigaction sa;
+	sigset_t block;
+
+	memset(&sa, 0, sizeof sa);
+	sa.sa_handler = on_signal;
+	sigemptyset(&sa.sa_mask);
+	(void)sigaction(SIGTERM, &sa, NULL);
+	(void)sigaction(SIGHUP, &sa, NULL);
+	(void)sigaction(SIGINT, &sa, NULL);
+	sa.sa_handler = SIG_IGN;	/* a closed client is EPIPE, not death */
+	(void)sigaction(SIGPIPE, &sa, NULL);
+	sigemptyset(&block);
+	sigaddset(&block, SIGTERM);
+	sigaddset(&block, SIGHUP);
+	sigaddset(&block, SIGINT);
+	(void)sigprocmask(SIG_BLOCK, &block, &unblocked);
+	sigdelset(&unblocked, SIGTERM);
+	sigdelset(&unblocked, SIGHUP);
+	sigdelset(&unblocked, SIGINT);
+}
+
+static void
+check_spool(void)
+{
+	struct stat st;
+
+	if (stat(conf.spool, &st) == -1 || !S_ISDIR(st.st_mode))
+		fail_config("mail spool %s is not a directory", conf.spool);
+}
+
+int
+main(int argc, char **argv)
+{
+	conf.tty = isatty(0);
+	conf.log_stderr = conf.tty;
+	parse_options(argc, argv);
+	if (!conf.log_stderr)
+		openlog("smtpd", LOG_PID, LOG_MAIL);
+	default_names();
+	identify_client();
+	check_spool();
+	if (aliases_open(conf.table, conf.table_given) == -1)
+		fail_config("cannot read table %s", conf.table);
+	setup_signals();
+	session_run();
+}
+
+/*
+ * One line to the log: syslog, facility mail (SPEC 9), or standard error
+ * with -e or at a terminal.  Standard error is never written otherwise:
+ * under inetd it may be the client's socket.
+ */
+void
+log_msg(int prio, const char *fmt, ...)
+{
+	char line[1024];
+	va_list ap;
+	int n, save = errno;
+
+	va_start(ap, fmt);
+	if (!conf.log_stderr) {
+		vsyslog(prio, fmt, ap);
+		va_end(ap);
+		errno = save;
+		return;
+	}
+	n = snprintf(line, sizeof line, "smtpd[%ld]: ", (long)getpid());
+	n += vsnprintf(line + n, sizeof line - n - 1, fmt, ap);
+	va_end(ap);
+	if (n > (int)sizeof line - 2)
+		n = sizeof line - 2;
+	line[n++] = '\n';
+	if (write(2, line, n) != n) {
+		/* nowhere left to complain; the session goes on */
+	}
+	errno = save;
+}
+
+/* Control characters from the client become '?' before logs and headers. */
+void
+sanitize(char *s)
+{
+	for (; *s != '\0'; s++)
+		if ((unsigned char)*s < 32 || *s == 127)
+			*s = '?';
+}
+
+static void
+timespec_add(struct timespec *t, int seconds)
+{
+	clock_gettime(CLOCK_MONOTONIC, t);
+	t->tv_sec += seconds;
+}
+
+/*
+ * Wait until fd is ready or the deadline passes.  While reading, the
+ * signals that end the session are let in; a write is finished first.
+ */
+static int
+wait_fd(int fd, int writing, const struct timespec *until)
+{
+	struct timespec now, left;
+	fd_set set;
+	int r;
+
+	for (;;) {
+		if (terminated && !writing)
+			return LINE_TERM;
+		clock_gettime(CLOCK_MONOTONIC, &now);
+		left.tv_sec = until->tv_sec - now.tv_sec;
+		left.tv_nsec = until->tv_nsec - now.tv_nsec;
+		if (left.tv_nsec < 0) {
+			left.tv_sec--;
+			left.tv_nsec += 1000000000L;
+		}
+		if (left.tv_sec < 0)
+			return LINE_TIMEOUT;
+		FD_ZERO(&set);
+		FD_SET(fd, &set);
+		r = pselect(fd + 1, writing ? NULL : &set, writing ? &set : NULL,
+		    NULL, &left, &unblocked);
+		if (r > 0)
+			return 0;
+		if (r == 0)
+			return LINE_TIMEOUT;
+		if (errno != EINTR)
+			return LINE_EOF;
+	}
+}
+
+/* Send what is queued: before each wait for the client, and at the end. */
+int
+client_flush(void)
+{
+	struct timespec until;
+	size_t off = 0;
+	ssize_t n;
+
+	timespec_add(&until, conf.timeout);
+	while (off < olen) {
+		if (wait_fd(1, 1, &until) != 0)
+			return -1;
+		n = write(1, obuf + off, olen - off);
+		if (n == -1 && (errno == EINTR || errno == EAGAIN))
+			continue;
+		if (n <= 0)
+			return -1;
+		off += n;
+	}
+	olen = 0;
+	return 0;
+}
+
+int
+client_write(const char *p, size_t len)
+{
+	size_t n;
+
+	while (len > 0) {
+		if (olen == sizeof obuf && client_flush() == -1)
+			return -1;
+		n = sizeof obuf - olen < len ? sizeof obuf - olen : len;
+		memcpy(obuf + olen, p, n);
+		olen += n;
+		p += n;
+		len -= n;
+	}
+	return 0;
+}
+
+/*
+ * More bytes from the client.  Replies go out first: a pipelining client
+ * waits for them.  The deadline is set when a line begins, so a client
+ * trickling one byte at a time cannot stretch a line beyond -t.
+ */
+static int
+fill(void)
+{
+	ssize_t n;
+	int r;
+
+	if (client_flush() == -1)
+		return LINE_EOF;
+	if (line_fresh) {
+		timespec_add(&deadline, conf.timeout);
+		line_fresh = 0;
+	}
+	for (;;) {
+		if ((r = wait_fd(0, 0, &deadline)) != 0)
+			return r;
+		n = read(0, ibuf, sizeof ibuf);
+		if (n > 0) {
+			ipos = 0;
+			ilen = n;
+			return 0;
+		}
+		if (n == 0 || (errno != EINTR && errno != EAGAIN))
+			return LINE_EOF;
+	}
+}
+
+/*
+ * One command line, CRLF (or a bare LF) taken off, into line[size].
+ * SPEC 4: longer than 512 octets with its CRLF is LINE_TOO_LONG, and
+ * the rest of it is read and dropped here, so it can never run as a
+ * command of its own.  A NUL or a bare CR inside is LINE_BAD.
+ */
+int
+client_read_line(char *line, size_t size)
+{
+	size_t n = 0, take, room;
+	char *p, *nl, last = '\0';
+	int r;
+
+	line_fresh = 1;
+	for (;;) {
+		if (ipos == ilen && (r = fill()) != 0)
+			return r;
+		p = ibuf + ipos;
+		nl = memchr(p, '\n', ilen - ipos);
+		take = nl != NULL ? (size_t)(nl - p) : ilen - ipos;
+		if (take > 0)
+			last = p[take - 1];
+		room = n < size - 1 ? size - 1 - n : 0;
+		memcpy(line + n, p, take < room ? take : room);
+		n += take;
+		ipos += take + (nl != NULL);
+		if (nl != NULL)
+			break;
+	}
+	if (last == '\r')
+		n--;		/* CRLF; a bare LF is tolerated */
+	if (n > SMTP_LINE_MAX - 2 || n >= size)
+		return LINE_TOO_LONG;
+	line[n] = '\0';
+	if (memchr(line, '\r', n) != NULL || strlen(line) != n)
+		return LINE_BAD;
+	return (int)n;
+}
+
+/*
+ * The message after 354, up to the line holding a single dot.  Bytes the
+ * client sent beyond it stay in ibuf: pipelined commands.
+ */
+int
+client_read_data(struct message *m)
+{
+	unsigned long lines;
+	size_t used;
+	int r, done;
+
+	line_fresh = 1;
+	for (;;) {
+		if (ipos == ilen && (r = fill()) != 0)
+			return r;
+		lines = m->lines;
+		done = message_feed(m, ibuf + ipos, ilen - ipos, &used);
+		ipos += used;
+		if (m->lines != lines)
+			line_fresh = 1;
+		if (done)
+			return 0;
+	}
+}
