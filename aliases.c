@@ -1,20 +1,27 @@
 /*
  * aliases.c: the alias/user table (SPEC 5) and the system's accounts.
  *
- * The table is an aliases(5)-style text file.  It is opened at start-up
- * and read from disk at each lookup, through one bounded buffer: a
- * connection that looks up two names does not pay for loading a table
- * of a hundred thousand, and a client cannot make the process grow.
- * A lookup only parses the entries whose names it wants; the others
- * cost a glance at their first bytes.
+ * The table is an aliases(5)-style text file, opened at start-up and
+ * read through one bounded buffer.  Nothing is loaded before a lookup
+ * needs it: a connection that never names a recipient pays nothing for
+ * a table of a hundred thousand entries.  The first lookup reads the
+ * file once and keeps a hash index of where each entry begins (eight
+ * bytes an entry); each later lookup reads only the entry it wants, so
+ * expanding a long list costs one short read per member instead of one
+ * pass over the file per member.  `smtpd -C' reads the whole table into
+ * memory and checks it (aliases_check, at the end of this file).
  */
 #include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <pwd.h>
+#include <stdarg.h>
+#include <stdint.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "session.h"
@@ -30,6 +37,7 @@ struct reader {
 
 /* One entry: `name: targets', continuation lines joined by a space. */
 struct entry {
+	off_t		 off;		/* where its first line begins */
 	unsigned long	 lineno;
 	char		 name[SMTP_LOCAL_MAX + 1];
 	size_t		 len;		/* of text */
@@ -51,37 +59,52 @@ static struct entry ent;
 int
 aliases_open(const char *path, int must_exist)
 {
-	table_fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
-	if (table_fd == -1 && errno == ENOENT && !must_exist)
-		return 0;
-	return table_fd == -1 ? -1 : 0;
+	struct stat st;
+
+	table_fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
+	if (table_fd == -1)
+		return errno == ENOENT && !must_exist ? 0 : -1;
+	if (fstat(table_fd, &st) == -1 || !S_ISREG(st.st_mode)) {
+		(void)close(table_fd);	/* a directory or a FIFO is no table */
+		table_fd = -1;
+		errno = EINVAL;
+		return -1;
+	}
+	return 0;
 }
 
 static void
-reader_rewind(struct reader *r)
+reader_seek(struct reader *r, off_t off)
 {
-	r->off = 0;
+	r->off = off;
 	r->pos = r->len = 0;
 	r->lineno = 0;
 }
 
-/* The next byte of the table, or -1 at its end or on an error. */
+/* Refill the buffer; the next byte, or -1 at the end or on an error. */
 static int
-reader_byte(struct reader *r)
+reader_fill(struct reader *r)
 {
 	ssize_t n;
 
-	if (r->pos == r->len) {
-		r->off += r->len;
-		r->pos = r->len = 0;
-		do
-			n = pread(table_fd, r->buf, sizeof r->buf, r->off);
-		while (n == -1 && errno == EINTR);
-		if (n <= 0)
-			return -1;
-		r->len = n;
-	}
+	r->off += r->len;
+	r->pos = r->len = 0;
+	do
+		n = pread(table_fd, r->buf, sizeof r->buf, r->off);
+	while (n == -1 && errno == EINTR);
+	if (n <= 0)
+		return -1;
+	r->len = n;
 	return (unsigned char)r->buf[r->pos++];
+}
+
+/* The next byte of the table, or -1 at its end or on an error. */
+static inline int
+reader_byte(struct reader *r)
+{
+	if (r->pos < r->len)
+		return (unsigned char)r->buf[r->pos++];
+	return reader_fill(r);
 }
 
 static int
@@ -150,6 +173,7 @@ next_entry(struct reader *r, struct entry *e, int (*want)(const char *))
 			skip_line(r);	/* comment, blank or stray continuation */
 			continue;
 		}
+		e->off = r->off + r->pos;
 		e->lineno = r->lineno + 1;
 		for (n = 0; (c = reader_byte(r)) != -1 && c != ':' &&
 		    c != '\n' && n < SMTP_LOCAL_MAX; n++)
@@ -290,26 +314,337 @@ gecos_name(char *dst, size_t size, const struct passwd *pw)
 }
 
 /*
- * Is `name' (lower case) a local user: declared in the table, or, unless
- * -T, a system account?  Returns 1 and fills u, or 0.
+ * Expansion (SPEC 5): a table name leads, through lists and aliases, to
+ * mailboxes and remote addresses.  It is walked depth first, so EXPN
+ * shows members in the table's order; each entry being walked keeps its
+ * text on a small stack, and each name is expanded once (a member of two
+ * lists gets one copy; a name met again on its own path is a loop).
  */
-int
-aliases_user(const char *name, struct user *u)
-{
-	struct passwd *pw;
+#define MAX_DEPTH	20		/* nested lists deeper are refused */
+#define MAX_SEEN	MAX_TARGETS
 
-	if (table_fd != -1) {
-		reader_rewind(&rd);
+struct walk {
+	alias_member_fn	 fn;
+	void		*arg;
+	unsigned	 flags;		/* EXPAND_ bits */
+	size_t		 nseen;
+	size_t		 depth;
+	size_t		 top;		/* of stack */
+	const char	*path[MAX_DEPTH];
+};
+
+static char	 stack[2 * ENTRY_MAX];
+static char	 seen[MAX_SEEN][SMTP_LOCAL_MAX + 1];
+
+/*
+ * The index: open addressing, linear probing, in table order so that
+ * the first of two entries with one name is found first, as a scan
+ * would.  A slot holds a name's hash and its entry's offset plus one
+ * (0: empty).  Tables past 4 GiB, or no memory, fall back to scanning.
+ */
+struct slot {
+	uint32_t	 hash;
+	uint32_t	 off1;
+};
+
+static struct slot	*slots;
+static size_t		 nslots, nused;
+static int		 indexed;	/* 1: built, -1: cannot be */
+
+static uint32_t
+hash_name(const char *name)
+{
+	uint32_t h = 2166136261u;	/* FNV-1a */
+
+	for (; *name != '\0'; name++)
+		h = (h ^ (unsigned char)*name) * 16777619u;
+	return h;
+}
+
+static void
+slot_put(struct slot *tab, size_t size, struct slot sl)
+{
+	size_t i = sl.hash & (size - 1);
+
+	while (tab[i].off1 != 0)
+		i = (i + 1) & (size - 1);
+	tab[i] = sl;
+}
+
+/* Room for one more entry: the table stays at most half full. */
+static int
+index_grow(void)
+{
+	struct slot *tab;
+	size_t i, size = nslots == 0 ? 1024 : 2 * nslots;
+
+	if (2 * (nused + 1) <= nslots)
+		return 0;
+	if ((tab = calloc(size, sizeof *tab)) == NULL)
+		return -1;
+	for (i = 0; i < nslots; i++)
+		if (slots[i].off1 != 0)
+			slot_put(tab, size, slots[i]);
+	free(slots);
+	slots = tab;
+	nslots = size;
+	return 0;
+}
+
+/* Called by next_entry for every named entry while the index is built. */
+static int
+index_add(const char *name)
+{
+	struct slot sl;
+
+	if (indexed == -1 || ent.off >= (off_t)UINT32_MAX ||
+	    index_grow() == -1) {
+		indexed = -1;
+		return 0;
+	}
+	sl.hash = hash_name(name);
+	sl.off1 = (uint32_t)ent.off + 1;
+	slot_put(slots, nslots, sl);
+	nused++;
+	return 0;	/* never taken: the pass reads on */
+}
+
+static void
+index_build(void)
+{
+	indexed = 0;
+	reader_seek(&rd, 0);
+	while (next_entry(&rd, &ent, index_add))
+		;
+	if (indexed == -1) {
+		free(slots);
+		slots = NULL;
+		nslots = nused = 0;
+	} else
+		indexed = 1;
+}
+
+/* Look name up; the entry is left in ent.  Returns 1 when found. */
+static int
+lookup(const char *name)
+{
+	uint32_t h = hash_name(name);
+	size_t i;
+
+	if (table_fd == -1)
+		return 0;
+	if (indexed == 0)
+		index_build();
+	if (indexed == -1) {
+		reader_seek(&rd, 0);
 		wanted = name;
 		while (next_entry(&rd, &ent, want_name))
-			if (entry_user(&ent, u))
-				return 1;
-	}
-	if (conf.table_only || (pw = getpwnam(name)) == NULL)
+			if (strcmp(ent.name, name) == 0)
+				return 1;	/* not a line with no colon */
 		return 0;
-	(void)snprintf(u->name, sizeof u->name, "%s", name);
-	gecos_name(u->fullname, sizeof u->fullname, pw);
+	}
+	for (i = h & (nslots - 1); slots[i].off1 != 0; i = (i + 1) & (nslots - 1)) {
+		if (slots[i].hash != h)
+			continue;
+		reader_seek(&rd, (off_t)slots[i].off1 - 1);
+		if (next_entry(&rd, &ent, NULL) && strcmp(ent.name, name) == 0)
+			return 1;
+	}
+	return 0;
+}
+
+/*
+ * A target's local part, lower case, when the target is local: no '@',
+ * or a local domain.  Returns 0 for a remote target.
+ */
+static int
+local_part(const char *addr, char *dst, size_t size)
+{
+	const char *at = strrchr(addr, '@');
+	size_t i, n = at != NULL ? (size_t)(at - addr) : strlen(addr);
+
+	if (at != NULL && !is_local_domain(at + 1))
+		return 0;
+	if (n >= size)
+		n = size - 1;
+	for (i = 0; i < n; i++)
+		dst[i] = tolower((unsigned char)addr[i]);
+	dst[n] = '\0';
 	return 1;
+}
+
+/* RFC 5321 4.1.2: a source route in a remote target is dropped. */
+static const char *
+no_route(const char *addr)
+{
+	const char *colon;
+
+	if (addr[0] == '@' && (colon = strchr(addr, ':')) != NULL)
+		return colon + 1;
+	return addr;
+}
+
+static int
+emit(struct walk *w, enum rcpt_kind kind, const char *name,
+    const char *fullname)
+{
+	struct member m;
+
+	m.kind = kind;
+	(void)snprintf(m.name, sizeof m.name, "%s", name);
+	(void)snprintf(m.fullname, sizeof m.fullname, "%s", fullname);
+	if (w->fn(&m, w->arg) == -1) {
+		w->flags |= EXPAND_FULL;
+		return -1;
+	}
+	return 0;
+}
+
+static int	walk_name(struct walk *, const char *, const char *);
+
+/* The targets of the entry whose text is at stack[from]. */
+static int
+walk_targets(struct walk *w, const char *self, size_t from)
+{
+	const char *p = stack + from;
+	struct target_text t;
+	char name[SMTP_LOCAL_MAX + 1];
+
+	while (next_target(&p, &t)) {
+		if (t.addr[0] == '|' || t.addr[0] == '/' || t.addr[0] == ':' ||
+		    t.addr[0] == '\0') {
+			w->flags |= EXPAND_SKIPPED;	/* not ours: -C says */
+			continue;
+		}
+		if (!local_part(t.addr, name, sizeof name)) {
+			if (emit(w, TARGET_FORWARD, no_route(t.addr),
+			    t.display) == -1)
+				return -1;
+		} else if (strcmp(name, self) == 0) {
+			if (emit(w, TARGET_MAILBOX, name, t.display) == -1)
+				return -1;	/* `bob: bob, bob@home' */
+		} else if (walk_name(w, name, t.display) == -1)
+			return -1;
+	}
+	return 0;
+}
+
+/* Is name on the path being walked? */
+static int
+on_path(const struct walk *w, const char *name)
+{
+	size_t i;
+
+	for (i = 0; i < w->depth; i++)
+		if (strcmp(w->path[i], name) == 0)
+			return 1;
+	return 0;
+}
+
+/* Has name been walked already?  If not, it is now. */
+static int
+walked(struct walk *w, const char *name)
+{
+	size_t i;
+
+	for (i = 0; i < w->nseen; i++)
+		if (strcmp(seen[i], name) == 0)
+			return 1;
+	if (w->nseen == MAX_SEEN)
+		return 1;
+	(void)snprintf(seen[w->nseen++], sizeof seen[0], "%s", name);
+	return 0;
+}
+
+/*
+ * One local name met in an entry; display is the full name the entry
+ * gave it, used when nothing better is known.
+ */
+static int
+walk_name(struct walk *w, const char *name, const char *display)
+{
+	struct passwd *pw;
+	struct user u;
+	size_t from = w->top;
+	int r;
+
+	if (on_path(w, name) || w->depth == MAX_DEPTH) {
+		w->flags |= EXPAND_LOOP;
+		return 0;
+	}
+	if (!delivery_safe_name(name)) {
+		w->flags |= EXPAND_SKIPPED;
+		return 0;
+	}
+	if (walked(w, name))
+		return 0;
+	if (!lookup(name)) {
+		if (!conf.table_only && (pw = getpwnam(name)) != NULL) {
+			gecos_name(u.fullname, sizeof u.fullname, pw);
+			return emit(w, TARGET_MAILBOX, name, u.fullname[0] != '\0'
+			    ? u.fullname : display);
+		}
+		if (strcmp(name, "postmaster") == 0)
+			return emit(w, TARGET_MAILBOX, name, display);
+		w->flags |= EXPAND_UNKNOWN;
+		return 0;
+	}
+	if (entry_user(&ent, &u))
+		return emit(w, TARGET_MAILBOX, name, u.fullname[0] != '\0' ?
+		    u.fullname : display);
+	if (ent.len + 1 > sizeof stack - w->top) {
+		w->flags |= EXPAND_FULL;
+		return -1;
+	}
+	memcpy(stack + from, ent.text, ent.len + 1);
+	w->top += ent.len + 1;
+	w->path[w->depth++] = name;
+	r = walk_targets(w, name, from);
+	w->depth--;
+	w->top = from;
+	return r;
+}
+
+/*
+ * What a local name (lower case) is: EXPAND_NONE, nothing; EXPAND_USER,
+ * a local user (of the table, a system account, or the postmaster), u
+ * filled; EXPAND_LIST, an alias or list, fn called for each mailbox and
+ * remote address it leads to, and *flags telling of loops, unknown or
+ * skipped targets, or fn's refusal (EXPAND_FULL).
+ */
+enum expand
+aliases_expand(const char *name, struct user *u, alias_member_fn fn,
+    void *arg, unsigned *flags)
+{
+	struct passwd *pw;
+	struct walk w;
+
+	*flags = 0;
+	if (lookup(name)) {
+		if (entry_user(&ent, u))
+			return EXPAND_USER;
+		memset(&w, 0, sizeof w);
+		w.fn = fn;
+		w.arg = arg;
+		(void)walked(&w, name);
+		memcpy(stack, ent.text, ent.len + 1);
+		w.top = ent.len + 1;
+		w.path[w.depth++] = name;
+		(void)walk_targets(&w, name, 0);
+		*flags = w.flags;
+		return EXPAND_LIST;
+	}
+	if (!conf.table_only && (pw = getpwnam(name)) != NULL) {
+		(void)snprintf(u->name, sizeof u->name, "%s", name);
+		gecos_name(u->fullname, sizeof u->fullname, pw);
+		return EXPAND_USER;
+	}
+	if (strcmp(name, "postmaster") == 0) {
+		(void)snprintf(u->name, sizeof u->name, "postmaster");
+		u->fullname[0] = '\0';
+		return EXPAND_USER;
+	}
+	return EXPAND_NONE;
 }
 
 /* Does `word' stand, whole and case-insensitively, among the words of s? */
@@ -331,23 +666,260 @@ has_word(const char *s, const char *word)
 }
 
 /*
- * SPEC 3, VRFY: the users of the table whose full names hold `word'.
- * Up to max of them go to found[]; the count of all is returned.
+ * SPEC 3, VRFY: the local users whose full names hold `word': those of
+ * the table, then (unless -T) the system's accounts that the table does
+ * not name.  Up to max of them go to found[]; the count of all is
+ * returned.
  */
 size_t
 aliases_match_fullname(const char *word, struct user *found, size_t max)
 {
+	struct passwd *pw;
 	struct user u;
 	size_t n = 0;
 
-	if (table_fd == -1 || *word == '\0')
+	if (*word == '\0')
 		return 0;
-	reader_rewind(&rd);
-	while (next_entry(&rd, &ent, NULL))
-		if (entry_user(&ent, &u) && has_word(u.fullname, word)) {
-			if (n < max)
-				found[n] = u;
-			n++;
-		}
+	if (table_fd != -1) {
+		reader_seek(&rd, 0);
+		while (next_entry(&rd, &ent, NULL))
+			if (entry_user(&ent, &u) && has_word(u.fullname, word)) {
+				if (n < max)
+					found[n] = u;
+				n++;
+			}
+	}
+	if (conf.table_only)
+		return n;
+	setpwent();
+	while ((pw = getpwent()) != NULL) {
+		gecos_name(u.fullname, sizeof u.fullname, pw);
+		if (!has_word(u.fullname, word) ||
+		    strlen(pw->pw_name) >= sizeof u.name)
+			continue;
+		lowercase(u.name, pw->pw_name, sizeof u.name);
+		if (lookup(u.name))
+			continue;	/* the table's word is the one */
+		if (n < max)
+			found[n] = u;
+		n++;
+	}
+	endpwent();
 	return n;
+}
+
+/*
+ * smtpd -C (SPEC 2, 5): the whole table in memory, every problem
+ * reported as `file:line: message'.  Memory is no concern here: this
+ * runs once, by hand, never for a client.
+ */
+struct checked {
+	char		*name;
+	char		*text;
+	unsigned long	 lineno;
+	int		 user;		/* declares a local user */
+	int		 state;		/* walk: 0 new, 1 on the path, 2 done */
+	int		 height;	/* longest chain of names from here */
+	int		 member;	/* some other entry names it */
+};
+
+static struct checked	*cents;
+static size_t		 ncents;
+static const char	*check_path;
+static int		 nproblems;
+
+static void PRINTFLIKE(2, 3)
+problem(unsigned long lineno, const char *fmt, ...)
+{
+	va_list ap;
+
+	(void)fprintf(stderr, "%s:%lu: ", check_path, lineno);
+	va_start(ap, fmt);
+	(void)vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	(void)fputc('\n', stderr);
+	nproblems++;
+}
+
+static int
+by_name_line(const void *a, const void *b)
+{
+	const struct checked *x = a, *y = b;
+	int c = strcmp(x->name, y->name);
+
+	return c != 0 ? c : (x->lineno > y->lineno) - (x->lineno < y->lineno);
+}
+
+/* The first entry named name, or NULL. */
+static struct checked *
+find_checked(const char *name)
+{
+	size_t lo = 0, hi = ncents, mid;
+
+	while (lo < hi) {
+		mid = lo + (hi - lo) / 2;
+		if (strcmp(cents[mid].name, name) < 0)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return lo < ncents && strcmp(cents[lo].name, name) == 0 ?
+	    &cents[lo] : NULL;
+}
+
+/* Read every entry; malformed ones are reported and left out. */
+static int
+load_all(void)
+{
+	struct checked *c;
+	struct user u;
+	size_t cap = 0;
+
+	reader_seek(&rd, 0);
+	while (next_entry(&rd, &ent, NULL)) {
+		if (ent.name[0] == '\0') {
+			problem(ent.lineno, "malformed line: no `name:' "
+			    "(or a name longer than %d bytes)", SMTP_LOCAL_MAX);
+			continue;
+		}
+		if (ent.too_long)
+			problem(ent.lineno, "%s: entry longer than %d bytes, "
+			    "cut", ent.name, ENTRY_MAX - 1);
+		if (ncents == cap) {
+			cap = cap == 0 ? 1024 : 2 * cap;
+			if ((c = realloc(cents, cap * sizeof *c)) == NULL)
+				return -1;
+			cents = c;
+		}
+		c = &cents[ncents];
+		memset(c, 0, sizeof *c);
+		c->lineno = ent.lineno;
+		c->user = entry_user(&ent, &u);
+		if ((c->name = strdup(ent.name)) == NULL ||
+		    (c->text = strdup(ent.text)) == NULL)
+			return -1;
+		ncents++;
+		if (c->user && !delivery_safe_name(c->name))
+			problem(c->lineno, "%s: not usable as a mailbox name",
+			    c->name);
+	}
+	qsort(cents, ncents, sizeof *cents, by_name_line);
+	return 0;
+}
+
+/* One target of entry c: is it something smtpd can deliver to? */
+static void
+check_target(struct checked *c, const struct target_text *t)
+{
+	char name[SMTP_LOCAL_MAX + 1];
+	struct checked *to;
+
+	if (t->addr[0] == '\0')
+		problem(c->lineno, "%s: empty target", c->name);
+	else if (t->addr[0] == '|' || t->addr[0] == '/' ||
+	    strncasecmp(t->addr, ":include:", 9) == 0)
+		problem(c->lineno, "%s: %s: pipes, files and :include: are "
+		    "not delivered by smtpd", c->name, t->addr);
+	else if (!local_part(t->addr, name, sizeof name)) {
+		if (conf.forward == NULL)
+			problem(c->lineno, "%s: %s is remote and no -F is "
+			    "given: RCPT answers 551", c->name, t->addr);
+	} else if (strcmp(name, c->name) == 0)
+		;	/* its own mailbox */
+	else if ((to = find_checked(name)) != NULL)
+		to->member = 1;
+	else if (!delivery_safe_name(name))
+		problem(c->lineno, "%s: %s: not usable as a mailbox name",
+		    c->name, t->addr);
+	else if ((conf.table_only || getpwnam(name) == NULL) &&
+	    strcmp(name, "postmaster") != 0)
+		problem(c->lineno, "%s: unknown local target %s", c->name,
+		    t->addr);
+}
+
+/*
+ * The longest chain of table names from c, in the way expansion walks
+ * them: a name met again on its own path is a loop.  The walk goes no
+ * deeper than expansion would, so it is bounded whatever the table.
+ */
+static struct checked	*path[MAX_DEPTH + 2];
+
+static int
+chain(struct checked *c, size_t depth)
+{
+	const char *p = c->text;
+	char name[SMTP_LOCAL_MAX + 1];
+	struct target_text t;
+	struct checked *to;
+	size_t i;
+	int h, high = 0, cut = 0;
+
+	if (c->state == 2)
+		return c->height;
+	if (c->user || depth > MAX_DEPTH)
+		return depth > MAX_DEPTH ? MAX_DEPTH + 1 : 1;
+	c->state = 1;
+	path[depth] = c;
+	while (next_target(&p, &t)) {
+		if (!local_part(t.addr, name, sizeof name) ||
+		    strcmp(name, c->name) == 0)
+			continue;
+		if ((to = find_checked(name)) == NULL) {
+			high = high > 1 ? high : 1;	/* an account */
+			continue;
+		}
+		if (to->state == 1) {
+			for (i = 0; path[i] != to; i++)
+				;
+			(void)fprintf(stderr, "%s:%lu: loop: ", check_path,
+			    c->lineno);
+			for (; i <= depth; i++)
+				(void)fprintf(stderr, "%s -> ", path[i]->name);
+			(void)fprintf(stderr, "%s\n", to->name);
+			nproblems++;
+			continue;
+		}
+		h = chain(to, depth + 1);
+		cut |= h > MAX_DEPTH || to->state == 0;
+		if (h > high)
+			high = h;
+	}
+	c->height = high + 1 > MAX_DEPTH + 1 ? MAX_DEPTH + 1 : high + 1;
+	c->state = cut ? 0 : 2;	/* a cut walk is not the whole answer */
+	return c->height;
+}
+
+/* Check the table at path; returns the number of problems reported. */
+int
+aliases_check(const char *file)
+{
+	struct target_text t;
+	const char *p;
+	size_t i;
+
+	check_path = file;
+	if (table_fd == -1)
+		return 0;
+	if (load_all() == -1) {
+		(void)fprintf(stderr, "%s: out of memory\n", file);
+		return nproblems + 1;
+	}
+	for (i = 0; i < ncents; i++)
+		if (i > 0 && strcmp(cents[i].name, cents[i - 1].name) == 0)
+			problem(cents[i].lineno, "%s: already defined at line "
+			    "%lu; this entry is never used", cents[i].name,
+			    cents[i - 1].lineno);
+		else if (!cents[i].user)
+			for (p = cents[i].text; next_target(&p, &t); )
+				check_target(&cents[i], &t);
+	for (i = 0; i < ncents; i++)
+		if (!cents[i].user && (i == 0 ||
+		    strcmp(cents[i].name, cents[i - 1].name) != 0) &&
+		    chain(&cents[i], 0) > MAX_DEPTH && !cents[i].member)
+			problem(cents[i].lineno, "%s: lists nested more than "
+			    "%d deep", cents[i].name, MAX_DEPTH);
+	if (find_checked("postmaster") == NULL)
+		(void)fprintf(stderr, "%s: warning: no postmaster entry; "
+		    "its mail goes to the spool's postmaster mailbox\n", file);
+	return nproblems;
 }

@@ -9,10 +9,13 @@
  * any copy fails, every mailbox is cut back to its old size first.  The
  * dot-lock records the old size, so a writer killed halfway leaves
  * behind what the next one needs to cut its partial message away.
+ *
+ * Terminals (SEND, SOML, SAML) are at the end of the file.
  */
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <poll.h>
 #include <pwd.h>
 #include <signal.h>
 #include <stdio.h>
@@ -22,9 +25,11 @@
 #include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/uio.h>
+#include <sys/wait.h>
 #include <syslog.h>
 #include <time.h>
 #include <unistd.h>
+#include <utmpx.h>
 
 #include "session.h"
 
@@ -555,15 +560,161 @@ collect(const struct target *t, size_t nt)
 }
 
 /*
+ * SPEC 6: the forwarding program, run once for all the remote
+ * recipients of a message, directly (no shell): -F's words, then
+ * `-f sender -- recipient...', the sendmail convention.  It reads the
+ * Received: header and the message as it was sent, and must exit 0
+ * within FORWARD_WAIT seconds.  It runs while the mailboxes are still
+ * locked, so that its failure can take their copies back.
+ */
+#define FORWARD_WAIT	300
+#define FORWARD_WORDS	32
+
+static char	*fwd_argv[FORWARD_WORDS + 4 + MAX_TARGETS + 1];
+
+/* -F's value, split at spaces; -1 when it has no word or too many. */
+int
+delivery_forward_words(const char *program)
+{
+	static char words[4096];
+	char *w, *save = NULL;
+	size_t n = 0;
+
+	if (strlen(program) >= sizeof words)
+		return -1;
+	memcpy(words, program, strlen(program) + 1);
+	for (w = strtok_r(words, " ", &save); w != NULL;
+	    w = strtok_r(NULL, " ", &save)) {
+		if (n == FORWARD_WORDS)
+			return -1;
+		fwd_argv[n++] = w;
+	}
+	fwd_argv[n] = NULL;
+	return n == 0 ? -1 : (int)n;
+}
+
+static int
+to_pipe(void *arg, const char *p, size_t n)
+{
+	ssize_t k;
+
+	while (n > 0) {
+		k = write(*(int *)arg, p, n);
+		if (k == -1 && errno == EINTR)
+			continue;
+		if (k <= 0)
+			return -1;
+		p += k, n -= k;
+	}
+	return 0;
+}
+
+/* Neither end may leak into the program, or it never sees EOF. */
+static int
+pipe_cloexec(int fds[2])
+{
+	if (pipe(fds) == -1)
+		return -1;
+	(void)fcntl(fds[0], F_SETFD, FD_CLOEXEC);
+	(void)fcntl(fds[1], F_SETFD, FD_CLOEXEC);
+	return 0;
+}
+
+/* The program's side of the pipe: it gets a clean start. */
+static NORETURN void
+forward_child(int in)
+{
+	sigset_t none;
+	int null = open("/dev/null", O_RDWR);
+
+	sigemptyset(&none);
+	(void)sigprocmask(SIG_SETMASK, &none, NULL);
+	(void)signal(SIGPIPE, SIG_DFL);
+	if (dup2(in, 0) == -1 || null == -1 || dup2(null, 1) == -1 ||
+	    (!conf.log_stderr && dup2(null, 2) == -1))
+		_exit(126);	/* stdout, stderr may be the client */
+	execvp(fwd_argv[0], fwd_argv);
+	_exit(127);
+}
+
+/* Wait for the program, FORWARD_WAIT seconds at most. */
+static int
+forward_wait(pid_t pid)
+{
+	struct timespec tick = { 0, 10000000L }, until;
+	int status;
+	pid_t r;
+
+	clock_gettime(CLOCK_MONOTONIC, &until);
+	until.tv_sec += FORWARD_WAIT;
+	while ((r = waitpid(pid, &status, WNOHANG)) == 0 ||
+	    (r == -1 && errno == EINTR)) {
+		if (past(&until)) {
+			(void)kill(pid, SIGKILL);
+			(void)waitpid(pid, &status, 0);
+			return -2;
+		}
+		(void)nanosleep(&tick, NULL);
+	}
+	return r == pid ? status : -1;
+}
+
+static enum delivery_status
+forward(const char *sender, const struct target *t, size_t nt,
+    const char *received, const struct message *m, char *why, size_t size)
+{
+	size_t i, n = 0, words;
+	int fds[2], wrote, status;
+	pid_t pid;
+
+	for (words = 0; fwd_argv[words] != NULL; words++)
+		;
+	n = words;
+	fwd_argv[n++] = "-f";
+	fwd_argv[n++] = sender[0] != '\0' ? (char *)sender : "<>";
+	fwd_argv[n++] = "--";
+	for (i = 0; i < nt; i++)
+		if (t[i].kind == TARGET_FORWARD)
+			fwd_argv[n++] = (char *)t[i].name;
+	fwd_argv[n] = NULL;
+	if (n == words + 3)
+		status = 0;	/* nothing to forward */
+	else if (pipe_cloexec(fds) == -1 || (pid = fork()) == -1) {
+		(void)snprintf(why, size, "cannot start %s: %s", fwd_argv[0],
+		    strerror(errno));
+		status = -1;
+	} else {
+		if (pid == 0)
+			forward_child(fds[0]);
+		(void)close(fds[0]);
+		wrote = to_pipe(&fds[1], received, strlen(received)) == 0 &&
+		    message_each(m, to_pipe, &fds[1]) == 0;
+		(void)close(fds[1]);
+		status = forward_wait(pid);
+		if (status == 0 && !wrote)
+			status = -1;
+		(void)snprintf(why, size, "forwarding: %s %s", fwd_argv[0],
+		    status == -2 ? "took too long" : !wrote ?
+		    "did not read the message" : WIFSIGNALED(status) ?
+		    "was killed" : "failed");
+	}
+	fwd_argv[words] = NULL;
+	return status == 0 ? DELIVERY_OK : DELIVERY_FORWARD;
+}
+
+/*
  * Deliver the message to every mailbox among t[0..nt), prefixed with
- * head (the From_ line and the envelope's headers), or to none.  On
- * failure why says which mailbox and what happened.
+ * head (the From_ line and the envelope's headers), and to the
+ * forwarding program for the remote ones, or to none.  On failure why
+ * says which mailbox, or the program, and what happened.
  */
 enum delivery_status
-delivery_mbox(const struct target *t, size_t nt, const char *head,
-    size_t headlen, struct message *m, char *why, size_t size)
+delivery_mbox(const char *sender, const struct target *t, size_t nt,
+    const char *head, size_t headlen, struct message *m, char *why,
+    size_t size)
 {
 	enum delivery_status st = DELIVERY_OK;
+	const char *received;
 	size_t i, n = collect(t, nt);
 
 	for (i = 0; i < n && st == DELIVERY_OK; i++)
@@ -580,6 +731,9 @@ delivery_mbox(const struct target *t, size_t nt, const char *head,
 		(void)snprintf(why, size, "%s: cannot sync: %s", conf.spool,
 		    strerror(errno));
 	}
+	if (st == DELIVERY_OK && (received = strstr(head, "\nReceived:")) !=
+	    NULL)
+		st = forward(sender, t, nt, received + 1, m, why, size);
 	if (st != DELIVERY_OK)
 		roll_back(n);
 	else
@@ -587,4 +741,226 @@ delivery_mbox(const struct target *t, size_t nt, const char *head,
 			keep_unread(&boxes[i]);
 	release(n);
 	return st;
+}
+
+/*
+ * Terminals (SPEC 7), the way write(1) reaches a logged-in user.  The
+ * utmp file names the user's ttys; one accepts messages when its group
+ * may write it (mesg y) and it belongs to the user's account.  What is
+ * written is filtered first: printable text, tab and newline alone, so
+ * no escape sequence, bell or terminal answer-back can be triggered by a
+ * stranger.  A terminal that blocks is given up after TTY_WAIT seconds.
+ */
+#define TTY_WAIT	10		/* seconds for one terminal, in all */
+#define TTY_LINES	100		/* lines of the message shown */
+#define TTY_BYTES	16384		/* bytes of the message shown */
+
+/* Output to one terminal: a buffer, flushed with a deadline. */
+struct tty_out {
+	int		 fd;
+	int		 failed;
+	struct timespec	 until;
+	size_t		 len;
+	char		 buf[4096];
+	unsigned	 utf8_need;	/* continuation bytes still due */
+	unsigned	 utf8_len;
+	unsigned long	 utf8_cp;	/* the code point so far */
+	char		 utf8_seq[4];
+	size_t		 lines, shown;	/* of the message */
+};
+
+static int
+tty_wait(struct tty_out *t)
+{
+	struct timespec now;
+	struct pollfd pfd = { t->fd, POLLOUT, 0 };
+	long ms;
+
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	ms = (t->until.tv_sec - now.tv_sec) * 1000 +
+	    (t->until.tv_nsec - now.tv_nsec) / 1000000;
+	if (ms <= 0)
+		return -1;
+	return poll(&pfd, 1, (int)ms) == 1 ? 0 : -1;
+}
+
+static void
+tty_flush(struct tty_out *t)
+{
+	size_t off = 0;
+	ssize_t n;
+
+	while (off < t->len && !t->failed) {
+		n = write(t->fd, t->buf + off, t->len - off);
+		if (n > 0)
+			off += n;
+		else if (n == -1 && errno == EINTR)
+			continue;
+		else if (n == -1 && errno == EAGAIN && tty_wait(t) == 0)
+			continue;
+		else
+			t->failed = 1;
+	}
+	t->len = 0;
+}
+
+static void
+tty_put(struct tty_out *t, const char *p, size_t n)
+{
+	if (t->len + n > sizeof t->buf)
+		tty_flush(t);
+	memcpy(t->buf + t->len, p, n);
+	t->len += n;
+}
+
+/*
+ * One byte of UTF-8 text.  A sequence is let through only whole and
+ * well formed: no overlong form, surrogate or C1 control (U+0080 to
+ * U+009F, which some terminals obey as escapes).
+ */
+static void
+tty_utf8(struct tty_out *t, unsigned char c)
+{
+	if (t->utf8_need > 0 && (c & 0xc0) == 0x80) {
+		t->utf8_seq[t->utf8_len++] = (char)c;
+		t->utf8_cp = t->utf8_cp << 6 | (c & 0x3f);
+		if (--t->utf8_need > 0)
+			return;
+		if (t->utf8_cp >= (t->utf8_len == 2 ? 0xa0UL : t->utf8_len
+		    == 3 ? 0x800UL : 0x10000UL) && t->utf8_cp <= 0x10ffff &&
+		    (t->utf8_cp < 0xd800 || t->utf8_cp > 0xdfff))
+			tty_put(t, t->utf8_seq, t->utf8_len);
+		return;
+	}
+	t->utf8_need = 0;	/* a broken sequence is dropped */
+	if (c >= 0xc2 && c <= 0xf4) {
+		t->utf8_need = c >= 0xf0 ? 3 : c >= 0xe0 ? 2 : 1;
+		t->utf8_cp = c & (0x3f >> t->utf8_need);
+		t->utf8_seq[0] = (char)c;
+		t->utf8_len = 1;
+	}
+}
+
+/* Filtered text: LF becomes CR LF, controls other than tab vanish. */
+static void
+tty_text(struct tty_out *t, const char *p, size_t n)
+{
+	unsigned char c;
+	size_t i;
+
+	for (i = 0; i < n; i++) {
+		c = (unsigned char)p[i];
+		if (c >= 0x80) {
+			tty_utf8(t, c);
+			continue;
+		}
+		t->utf8_need = 0;
+		if (c == '\n')
+			tty_put(t, "\r\n", 2);
+		else if (c == '\t' || (c >= 0x20 && c < 0x7f))
+			tty_put(t, (const char *)&c, 1);
+	}
+}
+
+/* The message, at most TTY_LINES lines and TTY_BYTES bytes of it. */
+static int
+tty_piece(void *arg, const char *p, size_t n)
+{
+	struct tty_out *t = arg;
+	const char *nl;
+	size_t k;
+
+	while (n > 0) {
+		if (t->lines == TTY_LINES || t->shown == TTY_BYTES)
+			return -1;	/* cut here */
+		nl = memchr(p, '\n', n);
+		k = nl != NULL ? (size_t)(nl - p) + 1 : n;
+		if (k > TTY_BYTES - t->shown)
+			k = TTY_BYTES - t->shown;
+		else if (nl != NULL)
+			t->lines++;
+		tty_text(t, p, k);
+		t->shown += k;
+		p += k, n -= k;
+	}
+	return 0;
+}
+
+/*
+ * A terminal named by utmp, if it is the user's and accepts messages.
+ * The line must stay under /dev; O_NOCTTY so that it never becomes our
+ * controlling terminal, O_NONBLOCK so that it cannot hang us.
+ */
+static int
+tty_open(const char *line, uid_t uid)
+{
+	char path[PATH_MAX];
+	struct stat st;
+	int fd;
+
+	if (line[0] == '\0' || line[0] == '.' || line[0] == '/' ||
+	    strstr(line, "/.") != NULL)
+		return -1;
+	(void)snprintf(path, sizeof path, "/dev/%s", line);
+	fd = open(path, O_WRONLY | O_NOCTTY | O_NOFOLLOW | O_NONBLOCK |
+	    O_CLOEXEC);
+	if (fd == -1)
+		return -1;
+	if (fstat(fd, &st) == -1 || !S_ISCHR(st.st_mode) ||
+	    st.st_uid != uid || !(st.st_mode & S_IWGRP)) {
+		(void)close(fd);
+		return -1;
+	}
+	return fd;
+}
+
+/*
+ * Write the message to every accepting terminal of user, after banner;
+ * note follows it when it had to be cut.  With m NULL, only count the
+ * terminals that would take it.  Returns how many terminals took it.
+ */
+int
+delivery_terminals(const char *user, const char *banner, const char *note,
+    const struct message *m)
+{
+	static struct tty_out t;
+	struct utmpx ut;
+	struct passwd *pw;
+	char line[sizeof ut.ut_line + 1];
+	int ufd, done = 0, cut;
+
+	if (strlen(user) > sizeof ut.ut_user || (pw = getpwnam(user)) == NULL)
+		return 0;	/* no account, no terminal it could own */
+	if ((ufd = open(conf.utmp, O_RDONLY | O_CLOEXEC)) == -1)
+		return 0;
+	while (read(ufd, &ut, sizeof ut) == (ssize_t)sizeof ut) {
+		memcpy(line, ut.ut_line, sizeof ut.ut_line);
+		line[sizeof ut.ut_line] = '\0';	/* not always ended */
+		if (ut.ut_type != USER_PROCESS ||
+		    strncmp(ut.ut_user, user, sizeof ut.ut_user) != 0 ||
+		    (t.fd = tty_open(line, pw->pw_uid)) == -1)
+			continue;
+		if (m != NULL) {
+			t.failed = 0;
+			t.len = t.lines = t.shown = 0;
+			t.utf8_need = 0;
+			clock_gettime(CLOCK_MONOTONIC, &t.until);
+			t.until.tv_sec += TTY_WAIT;
+			tty_put(&t, "\r\n", 2);
+			tty_text(&t, banner, strlen(banner));
+			cut = message_each(m, tty_piece, &t) == -1;
+			t.utf8_need = 0;
+			tty_put(&t, "\r\n", 2);
+			if (cut) {
+				tty_text(&t, note, strlen(note));
+				tty_put(&t, "\r\n", 2);
+			}
+			tty_put(&t, "EOF\r\n", 5);
+			tty_flush(&t);
+		}
+		done += !t.failed || m == NULL;
+		(void)close(t.fd);
+	}
+	(void)close(ufd);
+	return done;
 }

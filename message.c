@@ -18,6 +18,7 @@
  * does not grow with the message.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -62,6 +63,7 @@ spool_open(struct message *m)
 	}
 	if ((m->fd = mkstemp(path)) == -1)
 		return -1;
+	(void)fcntl(m->fd, F_SETFD, FD_CLOEXEC);	/* not for -F's program */
 	(void)unlink(path);	/* nobody else may read it, or find it */
 	return 0;
 }
@@ -408,4 +410,96 @@ message_close(struct message *m)
 	if (m->fd != -1)
 		(void)close(m->fd);
 	m->fd = -1;
+}
+
+/*
+ * Reading a message back as it was sent, mboxrd quoting undone (one '>'
+ * off each line matching ^>+From ), for the forwarding program and for
+ * terminals; the mailbox copy is written from the spool as it is.
+ */
+struct unquote {
+	message_fn	 fn;
+	void		*arg;
+	int		 bol;		/* at a line's start */
+	size_t		 ngt;		/* '>' held back at its start */
+	size_t		 nfrom;		/* bytes of "From " held after them */
+};
+
+static const char gts[] = ">>>>>>>>>>>>>>>>>>>>>>>>>>>>>>>>";
+
+static int
+give(struct unquote *u, const char *p, size_t n)
+{
+	return n == 0 ? 0 : u->fn(u->arg, p, n);
+}
+
+/* What was held back at a line's start, less one '>' when it quoted. */
+static int
+give_held(struct unquote *u, int quoted)
+{
+	size_t n = u->ngt - (quoted ? 1 : 0), k;
+
+	for (; n > 0; n -= k) {
+		k = n < sizeof gts - 1 ? n : sizeof gts - 1;
+		if (give(u, gts, k) == -1)
+			return -1;
+	}
+	u->bol = 0;
+	return give(u, from_, u->nfrom);
+}
+
+static int
+unquote_run(struct unquote *u, const char *p, size_t n)
+{
+	const char *nl;
+	size_t k;
+
+	while (n > 0) {
+		if (!u->bol) {
+			nl = memchr(p, '\n', n);
+			k = nl != NULL ? (size_t)(nl - p) + 1 : n;
+			if (give(u, p, k) == -1)
+				return -1;
+			p += k, n -= k;
+			u->bol = nl != NULL;
+			u->ngt = u->nfrom = 0;
+		} else if (*p == '>' && u->nfrom == 0) {
+			u->ngt++;
+			p++, n--;
+		} else if (u->ngt > 0 && *p == from_[u->nfrom]) {
+			p++, n--;
+			if (++u->nfrom == sizeof from_ - 1 &&
+			    give_held(u, 1) == -1)
+				return -1;
+		} else if (give_held(u, 0) == -1)
+			return -1;	/* not quoting: as it was, then text */
+	}
+	return 0;
+}
+
+/*
+ * The message, unquoted, to fn in pieces; fn returns -1 to stop.
+ * Returns 0, or -1 when fn stopped or the spool could not be read.
+ */
+int
+message_each(const struct message *m, message_fn fn, void *arg)
+{
+	static char chunk[65536];
+	struct unquote u = { fn, arg, 1, 0, 0 };
+	off_t off;
+	ssize_t n;
+
+	if (m->spooled == 0)
+		return unquote_run(&u, m->buf, m->len) == -1 ||
+		    (u.bol && give_held(&u, 0) == -1) ? -1 : 0;
+	for (off = 0; off < m->spooled; off += n) {
+		n = pread(m->fd, chunk, sizeof chunk, off);
+		if (n == -1 && errno == EINTR) {
+			n = 0;
+			continue;
+		}
+		if (n <= 0 || unquote_run(&u, chunk, n) == -1)
+			return -1;
+	}
+	return u.bol && give_held(&u, 0) == -1 ? -1 : 0;
 }

@@ -40,6 +40,7 @@ struct session {
 	unsigned	 nerrors;	/* 500-504 so far */
 	unsigned	 nmessages;
 	char		 id[32];
+	char		 forward_to[SMTP_PATH_MAX + 1];	/* for a 251 */
 	struct message	 msg;
 };
 
@@ -544,41 +545,123 @@ add_target(struct session *s, enum rcpt_kind kind, const char *name)
 	return 0;
 }
 
-static void
-lower(char *dst, const char *src, size_t size)
-{
-	size_t i;
+/* What an expansion for RCPT gathered. */
+struct gather {
+	struct session	*s;
+	size_t		 local, remote;
+	char		 first_remote[SMTP_PATH_MAX + 1];
+};
 
-	for (i = 0; src[i] != '\0' && i + 1 < size; i++)
-		dst[i] = tolower((unsigned char)src[i]);
-	dst[i] = '\0';
+/*
+ * One member of an alias or list for RCPT: a mailbox, or a remote
+ * address, kept only when there is a program to forward it (SPEC 6).
+ */
+static int
+gather_member(const struct member *m, void *arg)
+{
+	struct gather *g = arg;
+
+	if (m->kind == TARGET_FORWARD) {
+		if (g->remote++ == 0)
+			(void)snprintf(g->first_remote, sizeof g->first_remote,
+			    "%s", m->name);
+		if (conf.forward == NULL)
+			return 0;
+	} else
+		g->local++;
+	return add_target(g->s, m->kind, m->name);
+}
+
+/* SEND: some mailbox among targets[from..] must be at a terminal. */
+static int
+at_terminal(struct session *s, size_t from)
+{
+	for (; from < s->ntargets; from++)
+		if (s->targets[from].kind == TARGET_MAILBOX &&
+		    delivery_terminals(s->targets[from].name, NULL, NULL,
+		    NULL) > 0)
+			return 1;
+	return 0;
+}
+
+/* A list's outcome, for the log, when the table is not what it should. */
+static void
+log_table_trouble(const char *name, unsigned flags)
+{
+	if (flags & (EXPAND_LOOP | EXPAND_UNKNOWN | EXPAND_SKIPPED))
+		log_msg(LOG_WARNING, "table: %s:%s%s%s (smtpd -C tells more)",
+		    name, flags & EXPAND_LOOP ? " loop" : "",
+		    flags & EXPAND_UNKNOWN ? " unknown member" : "",
+		    flags & EXPAND_SKIPPED ? " target not delivered" : "");
 }
 
 /*
- * A local recipient: a user of the table or a system account, or the
- * postmaster (RFC 5321 4.5.1), who always has a mailbox.  Replies,
- * and returns 0 when the recipient was accepted.
+ * A local recipient, through the table (SPEC 5, 6): a user, an alias
+ * or a list, or the postmaster (RFC 5321 4.5.1).  Returns the reply
+ * to give, 250 or 251 (forward_to set), or -1 when refused (replied).
  */
 static int
 local_recipient(struct session *s, const struct address *a)
 {
 	char name[SMTP_LOCAL_MAX + 1];
+	struct gather g = { s, 0, 0, "" };
+	size_t before = s->ntargets;
+	enum expand kind;
+	unsigned flags;
 	struct user u;
+	int code = 250;
 
 	if (strlen(a->local) > SMTP_LOCAL_MAX || !delivery_safe_name(a->local)) {
 		reply(s, REPLY_BAD_BOX, a->text);
 		return -1;
 	}
-	lower(name, a->local, sizeof name);
-	if (!aliases_user(name, &u) && strcmp(name, "postmaster") != 0) {
+	lowercase(name, a->local, sizeof name);
+	switch (kind = aliases_expand(name, &u, gather_member, &g, &flags)) {
+	case EXPAND_NONE:
 		reply(s, REPLY_NO_USER, a->text);
 		return -1;
+	case EXPAND_USER:
+		flags = add_target(s, TARGET_MAILBOX, u.name) == -1 ?
+		    EXPAND_FULL : 0;
+		break;
+	case EXPAND_LIST:
+		log_table_trouble(name, flags);
+		if (g.local == 0 && g.remote == 1 && conf.forward != NULL)
+			code = 251;
+		break;
 	}
-	if (add_target(s, TARGET_MAILBOX, name) == -1) {
+	if (flags & EXPAND_FULL)
+		code = 452;
+	else if (kind == EXPAND_LIST && g.local + g.remote == 0)
+		code = 550;	/* a loop, or members that are nobody */
+	else if (g.local == 0 && g.remote > 0 && conf.forward == NULL)
+		code = 551;
+	else if (s->mode == MODE_SEND && (kind == EXPAND_USER ?
+	    delivery_terminals(u.name, NULL, NULL, NULL) == 0 :
+	    !at_terminal(s, before)))
+		code = 450;
+	switch (code) {
+	case 251:
+		(void)snprintf(s->forward_to, sizeof s->forward_to, "%s",
+		    g.first_remote);
+		/* FALLTHROUGH */
+	case 250:
+		return code;
+	case 450:
+		reply(s, REPLY_NOT_ACTIVE);	/* SPEC 7, RFC 821 4.1.1 */
+		break;
+	case 452:
 		reply(s, REPLY_TOO_MANY);
-		return -1;
+		break;
+	case 551:
+		reply(s, REPLY_NOT_LOCAL, g.first_remote);
+		break;
+	default:
+		reply(s, REPLY_NOWHERE, a->text);
+		break;
 	}
-	return 0;
+	s->ntargets = before;
+	return -1;
 }
 
 /* RFC 5321 4.1.1.3 */
@@ -588,6 +671,7 @@ cmd_rcpt(struct session *s, char *arg)
 	struct address a;
 	const char *why;
 	char *param;
+	int code;
 
 	if ((arg = skip_keyword(arg, "TO:")) == NULL) {
 		reply(s, REPLY_SYNTAX, "RCPT TO:<address>");
@@ -609,15 +693,23 @@ cmd_rcpt(struct session *s, char *arg)
 		reply(s, REPLY_TOO_MANY);
 		return;
 	}
-	if (a.domain != NULL && !is_local_domain(a.domain)) {
-		reply(s, REPLY_RELAY);
-		return;
-	}
-	if (local_recipient(s, &a) == -1)
+	if (a.domain == NULL || is_local_domain(a.domain))
+		code = local_recipient(s, &a);
+	else if (!conf.relay_client || conf.forward == NULL ||
+	    s->mode != MODE_MAIL)
+		code = 550;	/* SPEC 6: relaying */
+	else
+		code = add_target(s, TARGET_FORWARD, a.text) == -1 ? 452 : 250;
+	if (code == 452 || code == 550)
+		reply(s, code == 452 ? REPLY_TOO_MANY : REPLY_RELAY);
+	if (code != 250 && code != 251)
 		return;
 	(void)snprintf(s->rcpt[s->nrcpt++], sizeof s->rcpt[0], "%s", a.text);
 	s->have |= HAVE_RCPT;
-	reply(s, REPLY_RCPT_OK, a.text);
+	if (code == 251)
+		reply(s, REPLY_FORWARD, s->forward_to);
+	else
+		reply(s, REPLY_RCPT_OK, a.text);
 }
 
 /* Base 36, for short ids. */
@@ -708,6 +800,57 @@ log_transaction(struct session *s, const char *outcome)
 	    s->sender, to, s->msg.size, outcome);
 }
 
+#define NOTE_CUT	"[the message was cut here]"
+#define NOTE_IN_BOX	"[the message was cut here; the whole of it is " \
+			"in your mailbox]"
+
+/*
+ * SPEC 7: the message to the recipients' terminals, each after a banner
+ * naming the sender and the time.  A SOML recipient reached there needs
+ * no mailbox copy.  Returns how many were not reached; who names one.
+ */
+static size_t
+to_terminals(struct session *s, const char *note, const char **who)
+{
+	char banner[SMTP_PATH_MAX + SMTP_DOMAIN_MAX + 64], when[32];
+	time_t now = time(NULL);
+	size_t i, missed = 0;
+
+	(void)strftime(when, sizeof when, "%a %b %e %H:%M:%S %Y",
+	    localtime(&now));
+	(void)snprintf(banner, sizeof banner, "Message from <%s> (HELO %s) "
+	    "at %s ...\n", s->sender, s->helo, when);
+	for (i = 0; i < s->ntargets; i++) {
+		if (s->targets[i].kind != TARGET_MAILBOX)
+			continue;
+		if (delivery_terminals(s->targets[i].name, banner, note,
+		    &s->msg) == 0) {
+			missed++;
+			*who = s->targets[i].name;
+		} else if (s->mode == MODE_SOML)
+			s->targets[i].kind = TARGET_SENT;
+	}
+	return missed;
+}
+
+/*
+ * SEND: every recipient reached on a terminal, or 451 (the client may
+ * try again later, when the user is back).
+ */
+static void
+send_to_terminals(struct session *s)
+{
+	const char *who = NULL;
+
+	if (to_terminals(s, NOTE_CUT, &who) == 0) {
+		reply(s, REPLY_DELIVERED, s->id);
+		log_transaction(s, "sent to terminal");
+		return;
+	}
+	reply(s, REPLY_NOT_SENT, who);
+	log_transaction(s, "failed: 451 not at a terminal");
+}
+
 /* The message is read: refuse it, or deliver it and say so. */
 static void
 finish_message(struct session *s)
@@ -744,9 +887,18 @@ finish_message(struct session *s)
 		reply(s, REPLY_LOCAL, "header too long");
 		return;
 	}
-	switch (delivery_mbox(s->targets, s->ntargets, head, len, &s->msg,
-	    why, sizeof why)) {
+	if (s->mode == MODE_SEND) {
+		send_to_terminals(s);
+		return;
+	}
+	if (s->mode == MODE_SOML)
+		(void)to_terminals(s, NOTE_CUT, &(const char *){ NULL });
+	switch (delivery_mbox(s->sender, s->targets, s->ntargets, head, len,
+	    &s->msg, why, sizeof why)) {
 	case DELIVERY_OK:
+		if (s->mode == MODE_SAML)
+			(void)to_terminals(s, NOTE_IN_BOX,
+			    &(const char *){ NULL });
 		reply(s, REPLY_DELIVERED, s->id);
 		log_transaction(s, "delivered");
 		return;
@@ -755,6 +907,9 @@ finish_message(struct session *s)
 		break;
 	case DELIVERY_TEMP:
 		reply(s, REPLY_LOCAL, "mailbox unavailable");
+		break;
+	case DELIVERY_FORWARD:
+		reply(s, REPLY_LOCAL, "forwarding failed");
 		break;
 	}
 	log_transaction(s, why);
@@ -809,6 +964,9 @@ hello(struct session *s, char *arg, int esmtp)
 		reply(s, REPLY_EHLO, "VRFY");
 	if (!conf.no_expn)
 		reply(s, REPLY_EHLO, "EXPN");
+	reply(s, REPLY_EHLO, "SEND");
+	reply(s, REPLY_EHLO, "SOML");
+	reply(s, REPLY_EHLO, "SAML");
 	reply(s, REPLY_EHLO_LAST, "HELP");
 }
 
@@ -856,30 +1014,100 @@ local_name(const char *arg, char *name, size_t size)
 	}
 	if (strlen(buf) >= size)
 		return -1;
-	lower(name, buf, size);
+	lowercase(name, buf, size);
 	return 0;
 }
 
-/* RFC 821 4.1.1: "Full Name <user@domain>", or just the mailbox. */
+/*
+ * RFC 821 4.1.1: "Full Name <user@domain>", or just the mailbox; a
+ * remote member as the table gives it.
+ */
 static const char *
-mailbox_text(const struct user *u)
+member_text(const struct member *m)
 {
-	static char text[FULLNAME_MAX + SMTP_PATH_MAX + 8];
+	static char text[FULLNAME_MAX + SMTP_PATH_MAX + SMTP_DOMAIN_MAX + 8];
+	int local = m->kind == TARGET_MAILBOX;
 
-	(void)snprintf(text, sizeof text, "%s%s<%s@%s>", u->fullname,
-	    u->fullname[0] != '\0' ? " " : "", u->name, conf.domains[0]);
+	(void)snprintf(text, sizeof text, "%s%s<%s%s%s>", m->fullname,
+	    m->fullname[0] != '\0' ? " " : "", m->name, local ? "@" : "",
+	    local ? conf.domains[0] : "");
 	return text;
 }
 
+static const char *
+user_text(const struct user *u)
+{
+	struct member m;
+
+	m.kind = TARGET_MAILBOX;
+	(void)snprintf(m.name, sizeof m.name, "%s", u->name);
+	(void)snprintf(m.fullname, sizeof m.fullname, "%s", u->fullname);
+	return member_text(&m);
+}
+
+/* VRFY of an alias: its first member, and how many there are. */
+struct first {
+	size_t		n;
+	struct member	m;
+};
+
+static int
+first_member(const struct member *m, void *arg)
+{
+	struct first *f = arg;
+
+	if (f->n++ == 0)
+		f->m = *m;
+	return 0;
+}
+
 /*
- * RFC 5321 3.5.1, SPEC 3: a user's name first, then a word of the full
- * names of the table: one match is 250, several a multi-line 553.
+ * VRFY of a table name: a user is 250; an alias of one member is that
+ * member (251 or 551 when it is remote, SPEC 6); a list is 250 with its
+ * own address, for mail to it does reach its members.  Returns 0 when
+ * the name was nothing.
+ */
+static int
+verify_name(struct session *s, const char *name)
+{
+	struct first f = { 0 };
+	unsigned flags;
+	struct user u;
+
+	switch (aliases_expand(name, &u, first_member, &f, &flags)) {
+	case EXPAND_NONE:
+		return 0;
+	case EXPAND_USER:
+		reply(s, REPLY_USER, user_text(&u));
+		return 1;
+	case EXPAND_LIST:
+		break;
+	}
+	if (f.n == 0)
+		reply(s, REPLY_NOWHERE, name);
+	else if (f.n > 1 || f.m.kind == TARGET_MAILBOX) {
+		if (f.n > 1) {
+			(void)snprintf(f.m.name, sizeof f.m.name, "%s", name);
+			f.m.fullname[0] = '\0';
+			f.m.kind = TARGET_MAILBOX;
+		}
+		reply(s, REPLY_USER, member_text(&f.m));
+	} else if (conf.forward != NULL)
+		reply(s, REPLY_FORWARD, f.m.name);
+	else
+		reply(s, REPLY_NOT_LOCAL, f.m.name);
+	return 1;
+}
+
+/*
+ * RFC 5321 3.5.1, SPEC 3: a name first, then a word of the full names
+ * of the local users: one match is 250, several a multi-line 553.
  */
 static void
 cmd_vrfy(struct session *s, char *arg)
 {
 	char name[SMTP_PATH_MAX + 1];
-	struct user u, found[8];
+	struct user found[8];
 	size_t n, i;
 
 	if (conf.no_vrfy) {
@@ -892,30 +1120,52 @@ cmd_vrfy(struct session *s, char *arg)
 	}
 	sanitize(arg);
 	if (local_name(arg, name, sizeof name) == 0 &&
-	    delivery_safe_name(name) && aliases_user(name, &u)) {
-		reply(s, REPLY_USER, mailbox_text(&u));
+	    delivery_safe_name(name) && verify_name(s, name))
 		return;
-	}
 	n = aliases_match_fullname(arg, found, 8);
 	if (n == 0) {
 		reply(s, REPLY_NO_MATCH);
 		return;
 	}
 	if (n == 1) {
-		reply(s, REPLY_USER, mailbox_text(&found[0]));
+		reply(s, REPLY_USER, user_text(&found[0]));
 		return;
 	}
 	reply(s, REPLY_AMBIG_ONE, "User ambiguous; possibilities are");
 	for (i = 0; i < n && i < 8; i++)
-		reply(s, REPLY_AMBIG_ONE, mailbox_text(&found[i]));
+		reply(s, REPLY_AMBIG_ONE, user_text(&found[i]));
 	reply(s, REPLY_AMBIGUOUS);
 }
 
-/* RFC 5321 3.5.2; SPEC 5: the table's users are mailboxes, not lists. */
+/* EXPN's lines go out one behind, so that the last is "250 ". */
+struct listing {
+	struct session	*s;
+	size_t		 n;
+	char		 held[FULLNAME_MAX + SMTP_PATH_MAX + SMTP_DOMAIN_MAX + 8];
+};
+
+static int
+list_member(const struct member *m, void *arg)
+{
+	struct listing *l = arg;
+
+	if (l->n++ > 0)
+		reply(l->s, REPLY_LIST_NEXT, l->held);
+	(void)snprintf(l->held, sizeof l->held, "%s", member_text(m));
+	return 0;
+}
+
+/*
+ * RFC 5321 3.5.2, SPEC 3: a list's members, nested lists expanded, one
+ * a line with full names.  A user is not a list.
+ */
 static void
 cmd_expn(struct session *s, char *arg)
 {
 	char name[SMTP_PATH_MAX + 1];
+	struct listing l = { s, 0, "" };
+	unsigned flags;
+	struct user u;
 
 	if (conf.no_expn) {
 		reply(s, REPLY_NO_EXPN);
@@ -926,9 +1176,16 @@ cmd_expn(struct session *s, char *arg)
 		return;
 	}
 	sanitize(arg);
-	if (local_name(arg, name, sizeof name) == -1)
-		(void)snprintf(name, sizeof name, "%s", arg);
-	reply(s, REPLY_NOT_LIST, name);
+	if (local_name(arg, name, sizeof name) == -1 ||
+	    !delivery_safe_name(name) || aliases_expand(name, &u, list_member,
+	    &l, &flags) != EXPAND_LIST) {
+		reply(s, REPLY_NOT_LIST, arg);
+		return;
+	}
+	if (l.n == 0)
+		reply(s, REPLY_NOWHERE, name);
+	else
+		reply(s, REPLY_USER, l.held);
 }
 
 static void

@@ -57,6 +57,7 @@
 #define REPLY_SHUTDOWN	"421 4.3.2 %s shutting down"
 #define REPLY_ERRORS	"421 4.7.0 %s too many errors, closing connection"
 #define REPLY_NOT_ACTIVE "450 4.2.1 User not active or not accepting messages"
+#define REPLY_NOT_SENT	"451 4.2.1 Could not write to the terminal of <%s>"
 #define REPLY_LOCAL	"451 4.3.0 Local error in processing: %s"
 #define REPLY_TOO_MANY	"452 4.5.3 Too many recipients"
 #define REPLY_NO_SPACE	"452 4.3.1 Insufficient system storage"
@@ -76,6 +77,7 @@
 #define REPLY_NEED_RCPT	"503 5.5.1 Need RCPT before DATA"
 #define REPLY_HELP_NONE	"504 5.5.1 HELP topic unknown: %s"
 #define REPLY_NO_USER	"550 5.1.1 <%s>: user unknown"
+#define REPLY_NOWHERE	"550 5.1.1 <%s>: this alias leads to no mailbox"
 #define REPLY_NO_MATCH	"550 5.1.1 String does not match anything"
 #define REPLY_NOT_LIST	"550 5.1.1 <%s> is not a mailing list"
 #define REPLY_BAD_BOX	"550 5.1.3 <%s>: mailbox name not allowed"
@@ -124,7 +126,8 @@ struct user {
 	char	fullname[FULLNAME_MAX + 1];	/* "" when none is known */
 };
 
-enum rcpt_kind { TARGET_MAILBOX, TARGET_FORWARD };
+/* TARGET_SENT: SOML reached the user's terminal; no mailbox copy. */
+enum rcpt_kind { TARGET_MAILBOX, TARGET_FORWARD, TARGET_SENT };
 
 /* One place a message goes: a local mailbox or a forwarding address. */
 struct target {
@@ -179,6 +182,7 @@ int	client_write(const char *, size_t);
 int	client_flush(void);
 void	log_msg(int, const char *, ...) PRINTFLIKE(2, 3);
 void	sanitize(char *);
+void	lowercase(char *, const char *, size_t);
 
 /* session.c: the dialogue */
 NORETURN void	session_run(void);
@@ -190,17 +194,37 @@ void	message_begin(struct message *, int, long long);
 int	message_feed(struct message *, const char *, size_t, size_t *);
 int	message_end(struct message *);
 void	message_close(struct message *);
+typedef int	(*message_fn)(void *, const char *, size_t);
+int	message_each(const struct message *, message_fn, void *);
 
 /* delivery.c: mailboxes */
-enum delivery_status { DELIVERY_OK, DELIVERY_TEMP, DELIVERY_NO_SPACE };
-enum delivery_status	delivery_mbox(const struct target *, size_t,
-			    const char *, size_t, struct message *,
+enum delivery_status {
+	DELIVERY_OK, DELIVERY_TEMP, DELIVERY_NO_SPACE, DELIVERY_FORWARD
+};
+enum delivery_status	delivery_mbox(const char *, const struct target *,
+			    size_t, const char *, size_t, struct message *,
 			    char *, size_t);
+int	delivery_forward_words(const char *);
 int	delivery_safe_name(const char *);
+int	delivery_terminals(const char *, const char *, const char *,
+	    const struct message *);
 
 /* aliases.c: the table */
+struct member {			/* one place a table name leads to */
+	enum rcpt_kind	kind;	/* TARGET_MAILBOX or TARGET_FORWARD */
+	char		name[SMTP_PATH_MAX + 1];
+	char		fullname[FULLNAME_MAX + 1];
+};
+typedef int	(*alias_member_fn)(const struct member *, void *);
+enum expand { EXPAND_NONE, EXPAND_USER, EXPAND_LIST };
+#define EXPAND_LOOP	0x1	/* a name met again on its own path */
+#define EXPAND_UNKNOWN	0x2	/* a local target that is nobody */
+#define EXPAND_SKIPPED	0x4	/* a target smtpd does not deliver to */
+#define EXPAND_FULL	0x8	/* too many members, or nested too deep */
+enum expand	aliases_expand(const char *, struct user *, alias_member_fn,
+		    void *, unsigned *);
+int	aliases_check(const char *);
 int	aliases_open(const char *, int);
-int	aliases_user(const char *, struct user *);
 size_t	aliases_match_fullname(const char *, struct user *, size_t);
 
 #endif

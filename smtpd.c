@@ -8,10 +8,12 @@
  * one buffered writer, and nothing else touches file descriptors 0 and 1.
  */
 #include <arpa/inet.h>
+#include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
 #include <netinet/in.h>
+#include <paths.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -24,6 +26,10 @@
 #include <unistd.h>
 
 #include "session.h"
+
+#ifndef _PATH_UTMP
+#define _PATH_UTMP	"/var/run/utmp"
+#endif
 
 #define DEFAULT_TABLE	"/etc/smtpd/aliases"
 #define DEFAULT_SPOOL	"/var/mail"
@@ -43,6 +49,10 @@ static struct timespec deadline;	/* the current line's */
 static sigset_t	 unblocked;		/* the mask pselect() waits with */
 static char	 hostname[SMTP_DOMAIN_MAX + 1];
 static volatile sig_atomic_t terminated;
+static int	 checking;		/* -C: report problems, serve nothing */
+static int	 nproblems;
+
+static void	default_names(void);
 
 static void
 usage(void)
@@ -50,6 +60,7 @@ usage(void)
 	log_msg(LOG_ERR, "usage: smtpd [-eTVEv] [-C] [-n name] [-d domain]... "
 	    "[-a table] [-m spooldir] [-s maxbytes] [-r maxrcpts] "
 	    "[-t seconds] [-F program] [-u utmpfile]");
+	default_names();	/* the refusal names this host */
 	session_refuse();
 	exit(EX_USAGE);
 }
@@ -59,8 +70,19 @@ static NORETURN void
 fail_config(const char *fmt, const char *arg)
 {
 	log_msg(LOG_ERR, fmt, arg);
+	default_names();
 	session_refuse();
 	exit(1);
+}
+
+/* With -C, one line of the report; otherwise the end. */
+static void
+config_problem(const char *fmt, const char *arg)
+{
+	if (!checking)
+		fail_config(fmt, arg);
+	log_msg(LOG_ERR, fmt, arg);
+	nproblems++;
 }
 
 static long long
@@ -90,7 +112,7 @@ add_domain(const char *d)
 static void
 parse_options(int argc, char **argv)
 {
-	int c, check = 0;
+	int c;
 
 	conf.table = DEFAULT_TABLE;
 	conf.spool = DEFAULT_SPOOL;
@@ -107,7 +129,7 @@ parse_options(int argc, char **argv)
 		case 'v':
 			printf("smtpd %s\n", SMTPD_VERSION);
 			exit(fflush(stdout) == 0 ? 0 : 1);
-		case 'C': check = 1; break;
+		case 'C': checking = 1; break;
 		case 'n': conf.name = optarg; break;
 		case 'd': add_domain(optarg); break;
 		case 'a': conf.table = optarg; conf.table_given = 1; break;
@@ -122,13 +144,11 @@ parse_options(int argc, char **argv)
 	}
 	if (optind != argc)
 		usage();
-	if (check)
-		fail_config("-C: %s", "not yet available");
-	if (conf.forward != NULL)
-		fail_config("-F %s: forwarding is not yet available", conf.forward);
-	if (conf.utmp != NULL)
-		fail_config("-u %s: terminal delivery is not yet available",
-		    conf.utmp);
+	if (checking)
+		conf.log_stderr = 1;
+	if (conf.forward != NULL && delivery_forward_words(conf.forward) == -1)
+		config_problem("-F %s: no program, or too many words",
+		    conf.forward);
 }
 
 static void
@@ -239,7 +259,64 @@ check_spool(void)
 	struct stat st;
 
 	if (stat(conf.spool, &st) == -1 || !S_ISDIR(st.st_mode))
-		fail_config("mail spool %s is not a directory", conf.spool);
+		config_problem("mail spool %s is not a directory", conf.spool);
+}
+
+/*
+ * SPEC 7: a utmp file named with -u must be there; the system's may be
+ * missing (a machine nobody logs in to), and then nobody is at a
+ * terminal.
+ */
+static void
+check_utmp(void)
+{
+	if (conf.utmp == NULL)
+		conf.utmp = _PATH_UTMP;
+	else if (access(conf.utmp, R_OK) == -1)
+		config_problem("cannot read utmp file %s", conf.utmp);
+}
+
+/*
+ * -F's program as execvp() will find it: a path, or a name along PATH.
+ * Only -C looks: at run time a missing program fails its transactions
+ * (451), and local mail still flows.
+ */
+static int
+runnable(const char *prog)
+{
+	char dir[PATH_MAX];
+	const char *p, *end;
+
+	if (strchr(prog, '/') != NULL)
+		return access(prog, X_OK) == 0;
+	if ((p = getenv("PATH")) == NULL)
+		p = "/usr/bin:/bin";
+	for (; ; p = end + 1) {
+		end = strchr(p, ':');
+		if (end == NULL)
+			end = p + strlen(p);
+		if (snprintf(dir, sizeof dir, "%.*s/%s", (int)(end - p), p,
+		    prog) < (int)sizeof dir && access(dir, X_OK) == 0)
+			return 1;
+		if (*end == '\0')
+			return 0;
+	}
+}
+
+/* SPEC 2, -C: what start-up found, then the table; exit 0 when clean. */
+static NORETURN void
+check_all(void)
+{
+	char prog[PATH_MAX];
+
+	if (conf.forward != NULL && delivery_forward_words(conf.forward) > 0) {
+		(void)snprintf(prog, sizeof prog, "%.*s",
+		    (int)strcspn(conf.forward, " "), conf.forward);
+		if (!runnable(prog))
+			config_problem("-F: cannot run %s", prog);
+	}
+	nproblems += aliases_check(conf.table);
+	exit(nproblems == 0 ? 0 : 1);
 }
 
 int
@@ -253,8 +330,11 @@ main(int argc, char **argv)
 	default_names();
 	identify_client();
 	check_spool();
+	check_utmp();
 	if (aliases_open(conf.table, conf.table_given) == -1)
-		fail_config("cannot read table %s", conf.table);
+		config_problem("cannot read table %s", conf.table);
+	if (checking)
+		check_all();
 	setup_signals();
 	session_run();
 }
@@ -297,6 +377,17 @@ sanitize(char *s)
 	for (; *s != '\0'; s++)
 		if ((unsigned char)*s < 32 || *s == 127)
 			*s = '?';
+}
+
+/* Names are case-insensitive (SPEC 5): compared in lower case, cut to size. */
+void
+lowercase(char *dst, const char *src, size_t size)
+{
+	size_t i;
+
+	for (i = 0; src[i] != '\0' && i + 1 < size; i++)
+		dst[i] = tolower((unsigned char)src[i]);
+	dst[i] = '\0';
 }
 
 static void
