@@ -443,7 +443,10 @@ lookup(const char *name)
 				return 1;	/* not a line with no colon */
 		return 0;
 	}
-	for (i = h & (nslots - 1); slots[i].off1 != 0; i = (i + 1) & (nslots - 1)) {
+	if (nused == 0)
+		return 0;	/* no entry, no slot: nslots is 0 */
+	for (i = h & (nslots - 1); slots[i].off1 != 0;
+	    i = (i + 1) & (nslots - 1)) {
 		if (slots[i].hash != h)
 			continue;
 		reader_seek(&rd, (off_t)slots[i].off1 - 1);
