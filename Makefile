@@ -4,7 +4,7 @@ MANDIR	= $(PREFIX)/share/man
 CC	= cc
 CFLAGS	= -O2 -g
 STRICT	= -std=c99 -D_XOPEN_SOURCE=700 -D_DEFAULT_SOURCE -Wall -Wextra
-OBJS	= smtpd.o session.o message.o delivery.o aliases.o
+OBJS	= smtpd.o client.o session.o message.o delivery.o aliases.o
 RUNDIR	= run
 
 all: smtpd
@@ -37,4 +37,54 @@ clean:
 	rm -f smtpd $(OBJS)
 	rm -rf $(RUNDIR)
 
-.PHONY: all check run install clean
+# Hardening (tests/fuzz/README): libFuzzer harnesses, each run for
+# FUZZ_TIME seconds from the committed seeds; and the whole suite against
+# a build with AddressSanitizer and UndefinedBehaviorSanitizer.
+FUZZ_CC		= clang
+FUZZ_FLAGS	= -g -O1 -fsanitize=fuzzer,address,undefined \
+		  -fno-sanitize-recover=all
+FUZZ_TIME	= 60
+FUZZERS		= session data table
+LIBOBJS		= client.c session.c message.c delivery.c aliases.c
+SAN_FLAGS	= -g -O1 -fsanitize=address,undefined -fno-sanitize-recover=all \
+		  -fno-omit-frame-pointer
+
+fuzz-build: $(LIBOBJS) session.h tests/fuzz/*.c tests/fuzz/common.h
+	@mkdir -p $(RUNDIR)/fuzz
+	for f in $(FUZZERS); do \
+		$(FUZZ_CC) $(STRICT) $(FUZZ_FLAGS) -o $(RUNDIR)/fuzz/$$f \
+		    tests/fuzz/fuzz_$$f.c tests/fuzz/common.c $(LIBOBJS) \
+		    || exit 1; \
+	done
+
+fuzz: fuzz-build
+	for f in $(FUZZERS); do \
+		mkdir -p $(RUNDIR)/fuzz/corpus-$$f && \
+		TMPDIR=$${TMPDIR:-/tmp} $(RUNDIR)/fuzz/$$f \
+		    -max_total_time=$(FUZZ_TIME) -close_fd_mask=3 \
+		    -dict=tests/fuzz/smtp.dict -timeout=10 \
+		    -artifact_prefix=$(RUNDIR)/fuzz/$$f- \
+		    $(RUNDIR)/fuzz/corpus-$$f tests/fuzz/corpus/$$f \
+		    || exit 1; \
+	done
+
+sanitize:
+	@mkdir -p $(RUNDIR)/sanitize
+	$(CC) $(STRICT) $(SAN_FLAGS) -o $(RUNDIR)/sanitize/smtpd smtpd.c \
+	    $(LIBOBJS)
+	@command -v bats >/dev/null || { echo "make sanitize needs bats: apt-get install bats" >&2; exit 1; }
+	SMTPD_BIN=$$PWD/$(RUNDIR)/sanitize/smtpd \
+	    ASAN_OPTIONS=abort_on_error=1:detect_leaks=1 \
+	    UBSAN_OPTIONS=print_stacktrace=1 bats tests
+
+valgrind: smtpd
+	tests/valgrind.sh
+
+# Static analysis; .clang-tidy lists the checks and why some are off.
+lint:
+	cppcheck --quiet --error-exitcode=1 --std=c99 \
+	    --enable=warning,portability,performance \
+	    -D_XOPEN_SOURCE=700 *.c tests/fuzz/*.c
+	clang-tidy --quiet *.c tests/fuzz/*.c -- $(STRICT)
+
+.PHONY: all check run install clean fuzz fuzz-build sanitize valgrind lint

@@ -73,6 +73,37 @@ aliases_open(const char *path, int must_exist)
 	return 0;
 }
 
+/*
+ * The index: open addressing, linear probing, in table order so that
+ * the first of two entries with one name is found first, as a scan
+ * would.  A slot holds a name's hash and its entry's offset plus one
+ * (0: empty).  Tables past 4 GiB, or no memory, fall back to scanning.
+ */
+struct slot {
+	uint32_t	 hash;
+	uint32_t	 off1;
+};
+
+static struct slot	*slots;
+static size_t		 nslots, nused;
+static int		 indexed;	/* 1: built, -1: cannot be */
+
+static void	forget_checked(void);
+
+/* Close the table and forget all that was read of it. */
+void
+aliases_close(void)
+{
+	if (table_fd != -1)
+		(void)close(table_fd);
+	table_fd = -1;
+	free(slots);
+	slots = NULL;
+	nslots = nused = 0;
+	indexed = 0;
+	forget_checked();
+}
+
 static void
 reader_seek(struct reader *r, off_t off)
 {
@@ -336,21 +367,6 @@ struct walk {
 static char	 stack[2 * ENTRY_MAX];
 static char	 seen[MAX_SEEN][SMTP_LOCAL_MAX + 1];
 
-/*
- * The index: open addressing, linear probing, in table order so that
- * the first of two entries with one name is found first, as a scan
- * would.  A slot holds a name's hash and its entry's offset plus one
- * (0: empty).  Tables past 4 GiB, or no memory, fall back to scanning.
- */
-struct slot {
-	uint32_t	 hash;
-	uint32_t	 off1;
-};
-
-static struct slot	*slots;
-static size_t		 nslots, nused;
-static int		 indexed;	/* 1: built, -1: cannot be */
-
 static uint32_t
 hash_name(const char *name)
 {
@@ -603,7 +619,7 @@ walk_name(struct walk *w, const char *name, const char *display)
 	w->top += ent.len + 1;
 	w->path[w->depth++] = name;
 	r = walk_targets(w, name, from);
-	w->depth--;
+	w->path[--w->depth] = NULL;	/* name dies with our caller */
 	w->top = from;
 	return r;
 }
@@ -806,7 +822,8 @@ load_all(void)
 			problem(c->lineno, "%s: not usable as a mailbox name",
 			    c->name);
 	}
-	qsort(cents, ncents, sizeof *cents, by_name_line);
+	if (ncents > 0)
+		qsort(cents, ncents, sizeof *cents, by_name_line);
 	return 0;
 }
 
@@ -890,6 +907,21 @@ chain(struct checked *c, size_t depth)
 	c->height = high + 1 > MAX_DEPTH + 1 ? MAX_DEPTH + 1 : high + 1;
 	c->state = cut ? 0 : 2;	/* a cut walk is not the whole answer */
 	return c->height;
+}
+
+static void
+forget_checked(void)
+{
+	size_t i;
+
+	for (i = 0; i < ncents; i++) {
+		free(cents[i].name);
+		free(cents[i].text);
+	}
+	free(cents);
+	cents = NULL;
+	ncents = 0;
+	nproblems = 0;
 }
 
 /* Check the table at path; returns the number of problems reported. */

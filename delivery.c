@@ -120,12 +120,38 @@ past(const struct timespec *until)
  * is gone, or when it has not changed for five minutes.  A dead smtpd's
  * lock also says how long the mailbox was before it began.
  */
+/*
+ * A lock file's words, "pid host size inode" (the last two from smtpd
+ * only): how many leading ones are whole numbers where they should be.
+ */
+static int
+lock_fields(char *buf, long long *pid, char **host, long long *size,
+    unsigned long long *ino)
+{
+	char *word[4], *save = NULL, *end;
+	int n;
+
+	for (n = 0; n < 4 && (word[n] = strtok_r(n == 0 ? buf : NULL,
+	    " \t\n", &save)) != NULL; n++)
+		;
+	errno = 0;
+	if (n < 2 || (*pid = strtoll(word[0], &end, 10), *end != '\0') ||
+	    errno != 0)
+		return 0;
+	*host = word[1];
+	if (n < 4 || (*size = strtoll(word[2], &end, 10), *end != '\0') ||
+	    *size < 0 || (*ino = strtoull(word[3], &end, 10), *end != '\0') ||
+	    errno != 0)
+		return 2;
+	return 4;
+}
+
 static int
 lock_is_stale(const char *lock, struct leftover *lo, ino_t *lockino)
 {
-	char buf[512], host[256];
-	long long pid, size;
-	unsigned long long ino;
+	char buf[512], *host = NULL;
+	long long pid = 0, size = 0;
+	unsigned long long ino = 0;
 	struct stat st;
 	ssize_t n;
 	int fd, dead;
@@ -140,8 +166,7 @@ lock_is_stale(const char *lock, struct leftover *lo, ino_t *lockino)
 	(void)close(fd);
 	*lockino = st.st_ino;
 	buf[n] = '\0';
-	host[0] = '\0';
-	n = sscanf(buf, "%lld %255s %lld %llu", &pid, host, &size, &ino);
+	n = lock_fields(buf, &pid, &host, &size, &ino);
 	dead = n >= 2 && pid > 0 && pid <= INT_MAX &&
 	    strcmp(host, lockhost) == 0 && kill((pid_t)pid, 0) == -1 &&
 	    errno == ESRCH;
@@ -554,7 +579,8 @@ collect(const struct target *t, size_t nt)
 		boxes[n].fd = boxes[n].lockfd = -1;
 		n++;
 	}
-	qsort(boxes, n, sizeof boxes[0], by_name);	/* SPEC 8: no deadlock */
+	if (n > 1)
+		qsort(boxes, n, sizeof boxes[0], by_name); /* SPEC 8: no deadlock */
 	room_for(n);
 	return n;
 }
@@ -794,12 +820,9 @@ tty_flush(struct tty_out *t)
 		n = write(t->fd, t->buf + off, t->len - off);
 		if (n > 0)
 			off += n;
-		else if (n == -1 && errno == EINTR)
-			continue;
-		else if (n == -1 && errno == EAGAIN && tty_wait(t) == 0)
-			continue;
-		else
-			t->failed = 1;
+		else if (n == -1 && errno != EINTR &&
+		    (errno != EAGAIN || tty_wait(t) == -1))
+			t->failed = 1;	/* else: try again */
 	}
 	t->len = 0;
 }

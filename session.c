@@ -42,6 +42,7 @@ struct session {
 	char		 id[32];
 	char		 forward_to[SMTP_PATH_MAX + 1];	/* for a 251 */
 	struct message	 msg;
+	int		 over;		/* closed: no more replies, no reading */
 };
 
 /* An address as parsed from a path, route dropped. */
@@ -102,15 +103,21 @@ static const struct command commands[] = {	/* verb, needs, run, HELP */
 	{ NULL,   0,	     cmd_unknown, NULL }	/* 500; stays last */
 };
 
-/* The end of a session: logged once, replies flushed. */
-static NORETURN void
+/*
+ * The end of a session: replies flushed, logged once.  Nothing is read
+ * or answered after it; the command that ended it returns, and so does
+ * session_run().
+ */
+static void
 session_close(struct session *s, const char *why)
 {
+	if (s->over)
+		return;
+	s->over = 1;
 	(void)client_flush();
 	log_msg(LOG_INFO, "end client=%s messages=%u (%s)",
 	    conf.client_ip[0] != '\0' ? conf.client_ip : "local",
 	    s->nmessages, why);
-	exit(0);
 }
 
 static int
@@ -131,6 +138,8 @@ reply(struct session *s, const char *fmt, ...)
 	va_list ap;
 	int n, code;
 
+	if (s->over)
+		return;
 	va_start(ap, fmt);
 	n = vsnprintf(line, sizeof line - 2, fmt, ap);
 	va_end(ap);
@@ -140,8 +149,10 @@ reply(struct session *s, const char *fmt, ...)
 		n = sizeof line - 3;	/* RFC 5321 4.5.3.1.5: 512 at most */
 	line[n++] = '\r';
 	line[n++] = '\n';
-	if (client_write(line, n) == -1)
+	if (client_write(line, n) == -1) {
 		session_close(s, "cannot write to the client");
+		return;
+	}
 	if (line[3] == '-')
 		return;
 	code = reply_code(line);
@@ -226,6 +237,7 @@ reply_sequence(struct session *s, unsigned missing)
 static void
 init_session(struct session *s)
 {
+	memset(s, 0, sizeof *s);
 	s->rcpt = calloc(conf.maxrcpt, sizeof *s->rcpt);
 	s->targets = calloc(MAX_TARGETS, sizeof *s->targets);
 	if (s->rcpt == NULL || s->targets == NULL) {
@@ -243,6 +255,7 @@ read_failed(struct session *s, int status)
 	switch (status) {
 	case LINE_EOF:
 		session_close(s, "end of input");
+		break;
 	case LINE_TIMEOUT:
 		reply(s, REPLY_TIMEOUT, conf.name);	/* a 421 ends it */
 		break;
@@ -258,7 +271,8 @@ read_failed(struct session *s, int status)
 	}
 }
 
-void
+/* Serve the client until it quits or the session must end; 0. */
+int
 session_run(void)
 {
 	struct session *s = &sess;
@@ -271,7 +285,7 @@ session_run(void)
 	    conf.client_ip : "local", conf.client_host[0] != '\0' ? " host=" :
 	    "", conf.client_host);
 	reply(s, REPLY_GREETING, conf.name);
-	for (;;) {
+	while (!s->over) {
 		if ((n = client_read_line(line, sizeof line)) < 0) {
 			read_failed(s, n);
 			continue;
@@ -282,6 +296,10 @@ session_run(void)
 		else
 			c->run(s, arg);
 	}
+	message_close(&s->msg);
+	free(s->rcpt);
+	free(s->targets);
+	return 0;
 }
 
 /* RFC 5321 4.1.2 Let-dig and ldh-str, and 8-bit bytes for U-labels. */
@@ -927,8 +945,12 @@ cmd_data(struct session *s, char *arg)
 	}
 	message_begin(&s->msg, !conf.tty, conf.maxsize);
 	reply(s, conf.tty ? REPLY_DATA_TTY : REPLY_DATA);
-	if ((n = client_read_data(&s->msg)) < 0)
+	if (!s->over && (n = client_read_data(&s->msg)) < 0)
 		read_failed(s, n);	/* EOF, timeout or SIGTERM: it ends */
+	if (s->over) {
+		message_close(&s->msg);	/* never delivered */
+		return;
+	}
 	(void)message_end(&s->msg);
 	finish_message(s);
 	reset_transaction(s);

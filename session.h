@@ -176,6 +176,7 @@ enum line_status {
 	LINE_EOF = -1, LINE_TIMEOUT = -2, LINE_TERM = -3, LINE_TOO_LONG = -4,
 	LINE_BAD = -5
 };
+void	client_open(int, int);
 int	client_read_line(char *, size_t);
 int	client_read_data(struct message *);
 int	client_write(const char *, size_t);
@@ -185,7 +186,7 @@ void	sanitize(char *);
 void	lowercase(char *, const char *, size_t);
 
 /* session.c: the dialogue */
-NORETURN void	session_run(void);
+int	session_run(void);
 void	session_refuse(void);
 int	is_local_domain(const char *);
 
@@ -225,6 +226,7 @@ enum expand	aliases_expand(const char *, struct user *, alias_member_fn,
 		    void *, unsigned *);
 int	aliases_check(const char *);
 int	aliases_open(const char *, int);
+void	aliases_close(void);
 size_t	aliases_match_fullname(const char *, struct user *, size_t);
 
 #endif

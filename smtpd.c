@@ -3,9 +3,8 @@
  *
  * One process serves one connection handed over as standard input and
  * output by inetd, systemd, tcpserver or a terminal.  This file reads the
- * command line and the environment into `conf', then owns every byte that
- * crosses the connection: one buffered reader with a per-line deadline,
- * one buffered writer, and nothing else touches file descriptors 0 and 1.
+ * command line and the environment into `conf', checks what they name,
+ * and hands the connection to the session (client.c, session.c).
  */
 #include <arpa/inet.h>
 #include <ctype.h>
@@ -40,15 +39,7 @@
 
 struct config conf;
 
-static char	 ibuf[65536];		/* client bytes not yet consumed */
-static size_t	 ipos, ilen;
-static char	 obuf[4096];		/* replies not yet sent */
-static size_t	 olen;
-static int	 line_fresh;		/* a new line began: new deadline */
-static struct timespec deadline;	/* the current line's */
-static sigset_t	 unblocked;		/* the mask pselect() waits with */
 static char	 hostname[SMTP_DOMAIN_MAX + 1];
-static volatile sig_atomic_t terminated;
 static int	 checking;		/* -C: report problems, serve nothing */
 static int	 nproblems;
 
@@ -218,42 +209,6 @@ identify_client(void)
 }
 
 static void
-on_signal(int sig)
-{
-	(void)sig;
-	terminated = 1;
-}
-
-/*
- * SIGTERM (and a hang-up or ^C) is blocked except while waiting for the
- * client, so it never cuts a delivery short: it surfaces as EINTR in
- * pselect(), after the delivery's reply is queued (SPEC 4).
- */
-static void
-setup_signals(void)
-{
-	struct sigaction sa;
-	sigset_t block;
-
-	memset(&sa, 0, sizeof sa);
-	sa.sa_handler = on_signal;
-	sigemptyset(&sa.sa_mask);
-	(void)sigaction(SIGTERM, &sa, NULL);
-	(void)sigaction(SIGHUP, &sa, NULL);
-	(void)sigaction(SIGINT, &sa, NULL);
-	sa.sa_handler = SIG_IGN;	/* a closed client is EPIPE, not death */
-	(void)sigaction(SIGPIPE, &sa, NULL);
-	sigemptyset(&block);
-	sigaddset(&block, SIGTERM);
-	sigaddset(&block, SIGHUP);
-	sigaddset(&block, SIGINT);
-	(void)sigprocmask(SIG_BLOCK, &block, &unblocked);
-	sigdelset(&unblocked, SIGTERM);
-	sigdelset(&unblocked, SIGHUP);
-	sigdelset(&unblocked, SIGINT);
-}
-
-static void
 check_spool(void)
 {
 	struct stat st;
@@ -335,235 +290,6 @@ main(int argc, char **argv)
 		config_problem("cannot read table %s", conf.table);
 	if (checking)
 		check_all();
-	setup_signals();
-	session_run();
-}
-
-/*
- * One line to the log: syslog, facility mail (SPEC 9), or standard error
- * with -e or at a terminal.  Standard error is never written otherwise:
- * under inetd it may be the client's socket.
- */
-void
-log_msg(int prio, const char *fmt, ...)
-{
-	char line[1024];
-	va_list ap;
-	int n, save = errno;
-
-	va_start(ap, fmt);
-	if (!conf.log_stderr) {
-		vsyslog(prio, fmt, ap);
-		va_end(ap);
-		errno = save;
-		return;
-	}
-	n = snprintf(line, sizeof line, "smtpd[%ld]: ", (long)getpid());
-	n += vsnprintf(line + n, sizeof line - n - 1, fmt, ap);
-	va_end(ap);
-	if (n > (int)sizeof line - 2)
-		n = sizeof line - 2;
-	line[n++] = '\n';
-	if (write(2, line, n) != n) {
-		/* nowhere left to complain; the session goes on */
-	}
-	errno = save;
-}
-
-/* Control characters from the client become '?' before logs and headers. */
-void
-sanitize(char *s)
-{
-	for (; *s != '\0'; s++)
-		if ((unsigned char)*s < 32 || *s == 127)
-			*s = '?';
-}
-
-/* Names are case-insensitive (SPEC 5): compared in lower case, cut to size. */
-void
-lowercase(char *dst, const char *src, size_t size)
-{
-	size_t i;
-
-	for (i = 0; src[i] != '\0' && i + 1 < size; i++)
-		dst[i] = tolower((unsigned char)src[i]);
-	dst[i] = '\0';
-}
-
-static void
-timespec_add(struct timespec *t, int seconds)
-{
-	clock_gettime(CLOCK_MONOTONIC, t);
-	t->tv_sec += seconds;
-}
-
-/*
- * Wait until fd is ready or the deadline passes.  While reading, the
- * signals that end the session are let in; a write is finished first.
- */
-static int
-wait_fd(int fd, int writing, const struct timespec *until)
-{
-	struct timespec now, left;
-	fd_set set;
-	int r;
-
-	for (;;) {
-		if (terminated && !writing)
-			return LINE_TERM;
-		clock_gettime(CLOCK_MONOTONIC, &now);
-		left.tv_sec = until->tv_sec - now.tv_sec;
-		left.tv_nsec = until->tv_nsec - now.tv_nsec;
-		if (left.tv_nsec < 0) {
-			left.tv_sec--;
-			left.tv_nsec += 1000000000L;
-		}
-		if (left.tv_sec < 0)
-			return LINE_TIMEOUT;
-		FD_ZERO(&set);
-		FD_SET(fd, &set);
-		r = pselect(fd + 1, writing ? NULL : &set, writing ? &set : NULL,
-		    NULL, &left, &unblocked);
-		if (r > 0)
-			return 0;
-		if (r == 0)
-			return LINE_TIMEOUT;
-		if (errno != EINTR)
-			return LINE_EOF;
-	}
-}
-
-/* Send what is queued: before each wait for the client, and at the end. */
-int
-client_flush(void)
-{
-	struct timespec until;
-	size_t off = 0;
-	ssize_t n;
-
-	timespec_add(&until, conf.timeout);
-	while (off < olen) {
-		if (wait_fd(1, 1, &until) != 0)
-			return -1;
-		n = write(1, obuf + off, olen - off);
-		if (n == -1 && (errno == EINTR || errno == EAGAIN))
-			continue;
-		if (n <= 0)
-			return -1;
-		off += n;
-	}
-	olen = 0;
-	return 0;
-}
-
-int
-client_write(const char *p, size_t len)
-{
-	size_t n;
-
-	while (len > 0) {
-		if (olen == sizeof obuf && client_flush() == -1)
-			return -1;
-		n = sizeof obuf - olen < len ? sizeof obuf - olen : len;
-		memcpy(obuf + olen, p, n);
-		olen += n;
-		p += n;
-		len -= n;
-	}
-	return 0;
-}
-
-/*
- * More bytes from the client.  Replies go out first: a pipelining client
- * waits for them.  The deadline is set when a line begins, so a client
- * trickling one byte at a time cannot stretch a line beyond -t.
- */
-static int
-fill(void)
-{
-	ssize_t n;
-	int r;
-
-	if (client_flush() == -1)
-		return LINE_EOF;
-	if (line_fresh) {
-		timespec_add(&deadline, conf.timeout);
-		line_fresh = 0;
-	}
-	for (;;) {
-		if ((r = wait_fd(0, 0, &deadline)) != 0)
-			return r;
-		n = read(0, ibuf, sizeof ibuf);
-		if (n > 0) {
-			ipos = 0;
-			ilen = n;
-			return 0;
-		}
-		if (n == 0 || (errno != EINTR && errno != EAGAIN))
-			return LINE_EOF;
-	}
-}
-
-/*
- * One command line, CRLF (or a bare LF) taken off, into line[size].
- * SPEC 4: longer than 512 octets with its CRLF is LINE_TOO_LONG, and
- * the rest of it is read and dropped here, so it can never run as a
- * command of its own.  A NUL or a bare CR inside is LINE_BAD.
- */
-int
-client_read_line(char *line, size_t size)
-{
-	size_t n = 0, take, room;
-	char *p, *nl, last = '\0';
-	int r;
-
-	line_fresh = 1;
-	for (;;) {
-		if (ipos == ilen && (r = fill()) != 0)
-			return r;
-		p = ibuf + ipos;
-		nl = memchr(p, '\n', ilen - ipos);
-		take = nl != NULL ? (size_t)(nl - p) : ilen - ipos;
-		if (take > 0)
-			last = p[take - 1];
-		room = n < size - 1 ? size - 1 - n : 0;
-		memcpy(line + n, p, take < room ? take : room);
-		n += take;
-		ipos += take + (nl != NULL);
-		if (nl != NULL)
-			break;
-	}
-	if (last == '\r')
-		n--;		/* CRLF; a bare LF is tolerated */
-	if (n > SMTP_LINE_MAX - 2 || n >= size)
-		return LINE_TOO_LONG;
-	line[n] = '\0';
-	if (memchr(line, '\r', n) != NULL || strlen(line) != n)
-		return LINE_BAD;
-	return (int)n;
-}
-
-/*
- * The message after 354, up to the line holding a single dot.  Bytes the
- * client sent beyond it stay in ibuf: pipelined commands.
- */
-int
-client_read_data(struct message *m)
-{
-	unsigned long lines;
-	size_t used;
-	int r, done;
-
-	line_fresh = 1;
-	for (;;) {
-		if (ipos == ilen && (r = fill()) != 0)
-			return r;
-		lines = m->lines;
-		done = message_feed(m, ibuf + ipos, ilen - ipos, &used);
-		ipos += used;
-		if (m->lines != lines)
-			line_fresh = 1;
-		if (done)
-			return 0;
-	}
+	client_open(0, 1);
+	return session_run();
 }

@@ -3,7 +3,8 @@
 bats_require_minimum_version 1.5.0
 
 setup() {
-	SMTPD="$BATS_TEST_DIRNAME/../smtpd"
+	# make sanitize points SMTPD_BIN at its own build
+	SMTPD="${SMTPD_BIN:-$BATS_TEST_DIRNAME/../smtpd}"
 	SPOOL="$BATS_TEST_TMPDIR/spool"
 	TABLE="$BATS_TEST_TMPDIR/aliases"
 	LOG="$BATS_TEST_TMPDIR/log"

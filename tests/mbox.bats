@@ -3,7 +3,7 @@
 load helpers
 
 # "smtpd <version>", as smtpd -v says it
-VERSION=$("$BATS_TEST_DIRNAME/../smtpd" -v)
+VERSION=$("${SMTPD_BIN:-$BATS_TEST_DIRNAME/../smtpd}" -v)
 
 DAYS='(Mon|Tue|Wed|Thu|Fri|Sat|Sun)'
 MONTHS='(Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Oct|Nov|Dec)'
