@@ -222,7 +222,14 @@ next_entry(struct reader *r, struct entry *e, int (*want)(const char *))
 		e->len = 0;
 		e->too_long = 0;
 		take_line(r, e);
-		while ((c = reader_peek(r)) == ' ' || c == '\t') {
+		for (;;) {	/* continuations; comments between them do not end it */
+			c = reader_peek(r);
+			if (c == '#' || c == '\n' || c == '\r') {
+				skip_line(r);
+				continue;
+			}
+			if (c != ' ' && c != '\t')
+				break;
 			if (e->len + 1 < sizeof e->text)
 				e->text[e->len++] = ' ';
 			take_line(r, e);
@@ -352,7 +359,7 @@ gecos_name(char *dst, size_t size, const struct passwd *pw)
  * lists gets one copy; a name met again on its own path is a loop).
  */
 #define MAX_DEPTH	20		/* nested lists deeper are refused */
-#define MAX_SEEN	MAX_TARGETS
+#define MAX_SEEN	(2 * MAX_TARGETS)	/* lists walked and members */
 
 struct walk {
 	alias_member_fn	 fn;
@@ -560,7 +567,7 @@ on_path(const struct walk *w, const char *name)
 	return 0;
 }
 
-/* Has name been walked already?  If not, it is now. */
+/* Has name been walked already (1)?  If not, it is now (0), or -1. */
 static int
 walked(struct walk *w, const char *name)
 {
@@ -569,8 +576,10 @@ walked(struct walk *w, const char *name)
 	for (i = 0; i < w->nseen; i++)
 		if (strcmp(seen[i], name) == 0)
 			return 1;
-	if (w->nseen == MAX_SEEN)
-		return 1;
+	if (w->nseen == MAX_SEEN) {
+		w->flags |= EXPAND_FULL;	/* never lose one quietly */
+		return -1;
+	}
 	(void)snprintf(seen[w->nseen++], sizeof seen[0], "%s", name);
 	return 0;
 }
@@ -587,7 +596,7 @@ walk_name(struct walk *w, const char *name, const char *display)
 	size_t from = w->top;
 	int r;
 
-	if (on_path(w, name) || w->depth == MAX_DEPTH) {
+	if (on_path(w, name)) {
 		w->flags |= EXPAND_LOOP;
 		return 0;
 	}
@@ -595,8 +604,8 @@ walk_name(struct walk *w, const char *name, const char *display)
 		w->flags |= EXPAND_SKIPPED;
 		return 0;
 	}
-	if (walked(w, name))
-		return 0;
+	if ((r = walked(w, name)) != 0)
+		return r == 1 ? 0 : -1;
 	if (!lookup(name)) {
 		if (!conf.table_only && (pw = getpwnam(name)) != NULL) {
 			gecos_name(u.fullname, sizeof u.fullname, pw);
@@ -611,6 +620,10 @@ walk_name(struct walk *w, const char *name, const char *display)
 	if (entry_user(&ent, &u))
 		return emit(w, TARGET_MAILBOX, name, u.fullname[0] != '\0' ?
 		    u.fullname : display);
+	if (w->depth == MAX_DEPTH) {
+		w->flags |= EXPAND_LOOP;	/* a list MAX_DEPTH + 1 deep */
+		return 0;
+	}
 	if (ent.len + 1 > sizeof stack - w->top) {
 		w->flags |= EXPAND_FULL;
 		return -1;
@@ -876,18 +889,20 @@ chain(struct checked *c, size_t depth)
 
 	if (c->state == 2)
 		return c->height;
-	if (c->user || depth > MAX_DEPTH)
-		return depth > MAX_DEPTH ? MAX_DEPTH + 1 : 1;
+	if (c->user) {
+		c->state = 2;	/* a mailbox: no list below */
+		return c->height = 0;
+	}
+	if (depth >= MAX_DEPTH)
+		return MAX_DEPTH + 1;
 	c->state = 1;
 	path[depth] = c;
 	while (next_target(&p, &t)) {
 		if (!local_part(t.addr, name, sizeof name) ||
 		    strcmp(name, c->name) == 0)
 			continue;
-		if ((to = find_checked(name)) == NULL) {
-			high = high > 1 ? high : 1;	/* an account */
-			continue;
-		}
+		if ((to = find_checked(name)) == NULL)
+			continue;	/* an account, or unknown */
 		if (to->state == 1) {
 			for (i = 0; path[i] != to; i++)
 				;

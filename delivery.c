@@ -589,8 +589,11 @@ collect(const struct target *t, size_t nt)
  * SPEC 6: the forwarding program, run once for all the remote
  * recipients of a message, directly (no shell): -F's words, then
  * `-f sender -- recipient...', the sendmail convention.  It reads the
- * Received: header and the message as it was sent, and must exit 0
- * within FORWARD_WAIT seconds.  It runs while the mailboxes are still
+ * Received: header and the message as the mailboxes hold it, mboxrd
+ * quoting undone: the header clean-up of SPEC 8 (mbox readers'
+ * bookkeeping fields, an old Return-Path, which only final delivery
+ * may write: RFC 5321 4.4) applies to forwarded copies too.  It must
+ * exit 0 within FORWARD_WAIT seconds.  It runs while the mailboxes are still
  * locked, so that its failure can take their copies back.
  */
 #define FORWARD_WAIT	300

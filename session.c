@@ -1040,6 +1040,19 @@ local_name(const char *arg, char *name, size_t size)
 	return 0;
 }
 
+/* An argument as a reply quotes it in <>: its own brackets off. */
+static char *
+unbracket(char *arg)
+{
+	size_t n = strlen(arg);
+
+	if (n >= 2 && arg[0] == '<' && arg[n - 1] == '>') {
+		arg[n - 1] = '\0';
+		return arg + 1;
+	}
+	return arg;
+}
+
 /*
  * RFC 821 4.1.1: "Full Name <user@domain>", or just the mailbox; a
  * remote member as the table gives it.
@@ -1201,7 +1214,7 @@ cmd_expn(struct session *s, char *arg)
 	if (local_name(arg, name, sizeof name) == -1 ||
 	    !delivery_safe_name(name) || aliases_expand(name, &u, list_member,
 	    &l, &flags) != EXPAND_LIST) {
-		reply(s, REPLY_NOT_LIST, arg);
+		reply(s, REPLY_NOT_LIST, unbracket(arg));
 		return;
 	}
 	if (l.n == 0)
