@@ -53,8 +53,9 @@ struct mailbox {
 /* What a dead writer's dot-lock said: cut its partial message off. */
 struct leftover {
 	int		 valid;
-	long long	 size;
+	long long	 size;		/* the mailbox's, before the dead one */
 	unsigned long long ino;
+	long long	 seen;		/* the mailbox's, when we broke the lock */
 };
 
 static struct mailbox	 boxes[MAX_TARGETS];
@@ -80,6 +81,14 @@ delivery_safe_name(const char *name)
 		if (*p == '/' || (unsigned char)*p < 32 || *p == 127)
 			return 0;
 	return 1;
+}
+
+/* A failed write or create: 452 when the disk is full (SPEC 8). */
+static enum delivery_status
+write_failure(void)
+{
+	return errno == ENOSPC || errno == EDQUOT ? DELIVERY_NO_SPACE :
+	    DELIVERY_TEMP;
 }
 
 /* Why a mailbox failed, for the log; errno 0 adds nothing. */
@@ -206,6 +215,7 @@ dotlock(struct mailbox *mb, const struct timespec *until,
     struct leftover *lo, char *why, size_t size)
 {
 	char tmp[PATH_MAX], lock[PATH_MAX], text[300];
+	enum delivery_status st_fail;
 	struct stat st;
 	unsigned attempt;
 	ino_t ino = 0;
@@ -220,22 +230,35 @@ dotlock(struct mailbox *mb, const struct timespec *until,
 		return DELIVERY_TEMP;
 	}
 	(void)unlink(tmp);	/* our pid: any such file is a dead one's */
+	errno = 0;
 	mb->lockfd = open(tmp, O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW |
 	    O_CLOEXEC, 0644);
 	n = snprintf(text, sizeof text, "%ld %s\n", (long)getpid(), lockhost);
 	if (mb->lockfd == -1 || write(mb->lockfd, text, n) != n) {
+		if (mb->lockfd != -1 && errno == 0)
+			errno = ENOSPC;	/* a short write */
+		st_fail = write_failure();
 		say(why, size, "cannot make a lock file", mb);
 		if (mb->lockfd != -1)
 			(void)unlink(tmp);
-		return DELIVERY_TEMP;
+		return st_fail;
 	}
 	for (attempt = 0;; attempt++) {
 		got = link(tmp, lock) == 0 || (fstat(mb->lockfd, &st) == 0 &&
 		    st.st_nlink == 2);
 		if (got || errno != EEXIST)
 			break;
+		/*
+		 * What a dead writer's lock says of the mailbox is only
+		 * believed when we broke that lock and our very next
+		 * link() took it, and when nobody wrote in between: the
+		 * size seen before breaking it must still be the size.
+		 */
+		lo->valid = 0;
+		lo->seen = stat(mb->path, &st) == 0 ? (long long)st.st_size : -1;
 		if (lock_is_stale(lock, lo, &ino) && break_lock(lock, ino))
 			continue;
+		lo->valid = 0;
 		if (past(until)) {
 			errno = EWOULDBLOCK;
 			break;
@@ -286,7 +309,7 @@ open_mailbox(struct mailbox *mb, char *why, size_t size)
 	    open(mb->path, flags | O_CREAT | O_EXCL, 0600);
 	if (mb->fd == -1) {
 		say(why, size, "cannot open", mb);
-		return DELIVERY_TEMP;
+		return write_failure();
 	}
 	mb->created = !exists;
 	if (fstat(mb->fd, &st) == -1 || !S_ISREG(st.st_mode) ||
@@ -346,6 +369,7 @@ note_size(struct mailbox *mb, const struct leftover *lo, char *why,
 		return DELIVERY_TEMP;
 	}
 	if (lo->valid && lo->ino == (unsigned long long)st.st_ino &&
+	    lo->seen == (long long)st.st_size &&
 	    lo->size >= 0 && lo->size < (long long)st.st_size) {
 		if (ftruncate(mb->fd, lo->size) == -1 || fsync(mb->fd) == -1) {
 			say(why, size, "cannot remove a partial message", mb);
@@ -359,9 +383,10 @@ note_size(struct mailbox *mb, const struct leftover *lo, char *why,
 	mb->atime = st.st_atim;
 	n = snprintf(text, sizeof text, "%ld %s %lld %llu\n", (long)getpid(),
 	    lockhost, (long long)st.st_size, (unsigned long long)st.st_ino);
+	errno = ENOSPC;		/* what a short write means */
 	if (pwrite(mb->lockfd, text, n, 0) != n) {
 		say(why, size, "cannot write the dot-lock", mb);
-		return DELIVERY_TEMP;
+		return write_failure();
 	}
 	(void)close(mb->lockfd);
 	mb->lockfd = -1;
@@ -371,7 +396,7 @@ note_size(struct mailbox *mb, const struct leftover *lo, char *why,
 static enum delivery_status
 lock_mailbox(struct mailbox *mb, char *why, size_t size)
 {
-	struct leftover lo = { 0, 0, 0 };
+	struct leftover lo = { 0, 0, 0, -1 };
 	struct timespec until;
 	enum delivery_status st;
 
@@ -751,8 +776,7 @@ delivery_mbox(const char *sender, const struct target *t, size_t nt,
 	for (i = 0; i < n && st == DELIVERY_OK; i++)
 		if (append(&boxes[i], head, headlen, m) == -1 ||
 		    fsync(boxes[i].fd) == -1) {
-			st = errno == ENOSPC || errno == EDQUOT ?
-			    DELIVERY_NO_SPACE : DELIVERY_TEMP;
+			st = write_failure();
 			say(why, size, "cannot write", &boxes[i]);
 		}
 	if (st == DELIVERY_OK && sync_spool_dir(n) == -1) {
