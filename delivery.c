@@ -35,8 +35,8 @@
 
 #define LOCK_WAIT	60		/* SPEC 8: seconds, then 451 */
 #define LOCK_STALE	300		/* SPEC 8: a dot-lock this old is dead */
-#define BACKOFF_MIN_MS	5
-#define BACKOFF_MAX_MS	500
+#define BACKOFF_MIN_US	100
+#define BACKOFF_MAX_US	500000
 
 struct mailbox {
 	const char	*name;
@@ -99,17 +99,21 @@ say(char *why, size_t size, const char *what, const struct mailbox *mb)
 	    errno != 0 ? ": " : "", errno != 0 ? strerror(errno) : "");
 }
 
+/*
+ * A randomised wait, doubling from BACKOFF_MIN_US: a delivery holds its
+ * locks for well under a millisecond, so the first waits are short.
+ */
 static void
 backoff(unsigned attempt)
 {
-	long ms = BACKOFF_MIN_MS << (attempt < 7 ? attempt : 7);
+	long us = BACKOFF_MIN_US << (attempt < 12 ? attempt : 12);
 	struct timespec ts;
 
-	if (ms > BACKOFF_MAX_MS)
-		ms = BACKOFF_MAX_MS;
-	ms = ms / 2 + rand_r(&seed) % (ms / 2 + 1);	/* no lock-step */
-	ts.tv_sec = ms / 1000;
-	ts.tv_nsec = (ms % 1000) * 1000000L;
+	if (us > BACKOFF_MAX_US)
+		us = BACKOFF_MAX_US;
+	us = us / 2 + rand_r(&seed) % (us / 2 + 1);	/* no lock-step */
+	ts.tv_sec = us / 1000000;
+	ts.tv_nsec = (us % 1000000) * 1000L;
 	while (nanosleep(&ts, &ts) == -1 && errno == EINTR)
 		;
 }
@@ -124,11 +128,6 @@ past(const struct timespec *until)
 	    now.tv_nsec >= until->tv_nsec);
 }
 
-/*
- * SPEC 8: a dot-lock is dead when it names a process of this host that
- * is gone, or when it has not changed for five minutes.  A dead smtpd's
- * lock also says how long the mailbox was before it began.
- */
 /*
  * A lock file's words, "pid host size inode" (the last two from smtpd
  * only): how many leading ones are whole numbers where they should be.
@@ -155,8 +154,15 @@ lock_fields(char *buf, long long *pid, char **host, long long *size,
 	return 4;
 }
 
+#define LOCK_GONE	(-2)	/* no lock any more: try again at once */
+
+/*
+ * SPEC 8: is the dot-lock dead?  Returns LOCK_GONE, -1 (alive), or a
+ * descriptor of the dead lock, kept open so that its inode cannot be
+ * reused for a new lock before break_lock() has compared them.
+ */
 static int
-lock_is_stale(const char *lock, struct leftover *lo, ino_t *lockino)
+lock_is_stale(const char *lock, struct leftover *lo)
 {
 	char buf[512], *host = NULL;
 	long long pid = 0, size = 0;
@@ -167,13 +173,11 @@ lock_is_stale(const char *lock, struct leftover *lo, ino_t *lockino)
 
 	if ((fd = open(lock, O_RDONLY | O_NOFOLLOW | O_NONBLOCK |
 	    O_CLOEXEC)) == -1)
-		return errno == ENOENT;	/* gone already: try again */
+		return errno == ENOENT ? LOCK_GONE : -1;
 	if (fstat(fd, &st) == -1 || (n = read(fd, buf, sizeof buf - 1)) < 0) {
 		(void)close(fd);
-		return 0;
+		return -1;
 	}
-	(void)close(fd);
-	*lockino = st.st_ino;
 	buf[n] = '\0';
 	n = lock_fields(buf, &pid, &host, &size, &ino);
 	dead = n >= 2 && pid > 0 && pid <= INT_MAX &&
@@ -184,27 +188,38 @@ lock_is_stale(const char *lock, struct leftover *lo, ino_t *lockino)
 		lo->size = size;
 		lo->ino = ino;
 	}
-	return dead || time(NULL) - st.st_mtime > LOCK_STALE;
+	if (dead || time(NULL) - st.st_mtime > LOCK_STALE)
+		return fd;
+	(void)close(fd);
+	return -1;
 }
 
 /*
- * Break a dead lock, unless another process replaced it meanwhile.
+ * Break the dead lock open on fd, unless it is gone or another lock has
+ * taken its name.  Returns 2 when this call removed it, LOCK_GONE when
+ * it went by itself (a live owner that finished between our reading and
+ * our kill(): what it said must not be believed), 0 otherwise.
  * XXX: between the lstat() and the unlink() a new lock may still slip
  * in; every dot-lock scheme shares this window, the fcntl() and flock()
  * locks taken next close it for the writers that use them.
  */
 static int
-break_lock(const char *lock, ino_t ino)
+break_lock(const char *lock, int fd)
 {
-	struct stat st;
+	struct stat st, held;
+	int r = 0;
 
 	if (lstat(lock, &st) == -1)
-		return errno == ENOENT;		/* gone: try again at once */
-	if (st.st_ino != ino || unlink(lock) == -1)
-		return 0;
-	log_msg(LOG_WARNING, "removed stale lock %s", lock);
-	return 1;
+		r = errno == ENOENT ? LOCK_GONE : 0;
+	else if (fstat(fd, &held) == 0 && st.st_ino == held.st_ino &&
+	    st.st_dev == held.st_dev && unlink(lock) == 0) {
+		log_msg(LOG_WARNING, "removed stale lock %s", lock);
+		r = 2;
+	}
+	(void)close(fd);
+	return r;
 }
+
 
 /*
  * The dot-lock, NFS-safe: a unique file linked to <mailbox>.lock; a link
@@ -218,8 +233,7 @@ dotlock(struct mailbox *mb, const struct timespec *until,
 	enum delivery_status st_fail;
 	struct stat st;
 	unsigned attempt;
-	ino_t ino = 0;
-	int n, got;
+	int n, got, r;
 
 	n = snprintf(lock, sizeof lock, "%s.lock", mb->path);
 	if (n < 0 || (size_t)n >= sizeof lock ||
@@ -250,15 +264,18 @@ dotlock(struct mailbox *mb, const struct timespec *until,
 			break;
 		/*
 		 * What a dead writer's lock says of the mailbox is only
-		 * believed when we broke that lock and our very next
-		 * link() took it, and when nobody wrote in between: the
-		 * size seen before breaking it must still be the size.
+		 * believed when this process removed that very lock and
+		 * its next link() took the name, and when nobody wrote in
+		 * between: the size seen before must still be the size.
 		 */
 		lo->valid = 0;
 		lo->seen = stat(mb->path, &st) == 0 ? (long long)st.st_size : -1;
-		if (lock_is_stale(lock, lo, &ino) && break_lock(lock, ino))
+		if ((r = lock_is_stale(lock, lo)) >= 0)
+			r = break_lock(lock, r);
+		if (r != 2)
+			lo->valid = 0;
+		if (r == 2 || r == LOCK_GONE)
 			continue;
-		lo->valid = 0;
 		if (past(until)) {
 			errno = EWOULDBLOCK;
 			break;
