@@ -213,9 +213,12 @@ next_entry(struct reader *r, struct entry *e, int (*want)(const char *))
 		    e->name[n - 1] == '\t'))
 			n--;
 		e->name[c == ':' ? n : 0] = '\0';
+		if (strlen(e->name) != n)
+			e->name[0] = '\0';	/* a NUL in it: malformed */
 		if (c == '\n') {
 			r->pos--;
-		} else if (want != NULL && (c != ':' || !want(e->name))) {
+		} else if (want != NULL && (c != ':' || e->name[0] == '\0' ||
+		    !want(e->name))) {
 			skip_line(r);
 			continue;
 		}
@@ -359,7 +362,7 @@ gecos_name(char *dst, size_t size, const struct passwd *pw)
  * lists gets one copy; a name met again on its own path is a loop).
  */
 #define MAX_DEPTH	20		/* nested lists deeper are refused */
-#define MAX_SEEN	(2 * MAX_TARGETS)	/* lists walked and members */
+#define MAX_SEEN	(2 * (size_t)MAX_TARGETS) /* lists walked, members */
 
 struct walk {
 	alias_member_fn	 fn;

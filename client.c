@@ -114,13 +114,75 @@ log_msg(int prio, const char *fmt, ...)
 	errno = save;
 }
 
-/* Control characters from the client become '?' before logs and headers. */
+/* The length of the well-formed UTF-8 sequence at p, or 0. */
+static size_t
+utf8_len(const unsigned char *p, unsigned *cp)
+{
+	size_t n, i;
+	unsigned min;
+
+	if (p[0] >= 0xc2 && p[0] <= 0xdf)
+		n = 2, *cp = p[0] & 0x1f, min = 0x80;
+	else if (p[0] >= 0xe0 && p[0] <= 0xef)
+		n = 3, *cp = p[0] & 0x0f, min = 0x800;
+	else if (p[0] >= 0xf0 && p[0] <= 0xf4)
+		n = 4, *cp = p[0] & 0x07, min = 0x10000;
+	else
+		return 0;
+	for (i = 1; i < n; i++) {
+		if ((p[i] & 0xc0) != 0x80)
+			return 0;	/* also stops at the NUL */
+		*cp = *cp << 6 | (p[i] & 0x3f);
+	}
+	if (*cp < min || *cp > 0x10ffff || (*cp >= 0xd800 && *cp <= 0xdfff))
+		return 0;
+	return n;
+}
+
+/* Is s printable: no C0 or C1 control, every 8-bit byte in UTF-8? */
+int
+utf8_clean(const char *s)
+{
+	const unsigned char *p = (const unsigned char *)s;
+	unsigned cp;
+	size_t n;
+
+	for (; *p != '\0'; p += n) {
+		n = 1;
+		if (*p < 0x80 ? *p < 32 || *p == 127 :
+		    (n = utf8_len(p, &cp)) == 0 || cp <= 0x9f)
+			return 0;
+	}
+	return 1;
+}
+
+/*
+ * Text from the client becomes harmless before logs and headers: C0 and
+ * C1 control characters (the C1 ones raw, as an 8-bit terminal takes
+ * them, or UTF-8 encoded) and bytes that are not UTF-8 become '?'.
+ */
 void
 sanitize(char *s)
 {
-	for (; *s != '\0'; s++)
-		if ((unsigned char)*s < 32 || *s == 127)
-			*s = '?';
+	unsigned char *p = (unsigned char *)s;
+	unsigned cp;
+	size_t n, i;
+
+	while (*p != '\0') {
+		if (*p < 0x80) {
+			if (*p < 32 || *p == 127)
+				*p = '?';
+			p++;
+			continue;
+		}
+		n = utf8_len(p, &cp);
+		if (n == 0 || cp <= 0x9f) {
+			n = n == 0 ? 1 : n;
+			for (i = 0; i < n; i++)
+				p[i] = '?';
+		}
+		p += n;
+	}
 }
 
 /* Names are case-insensitive (SPEC 5): compared in lower case, cut to size. */

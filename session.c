@@ -10,6 +10,7 @@
  */
 #include <ctype.h>
 #include <errno.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -41,8 +42,8 @@ struct session {
 	unsigned	 nmessages;
 	char		 id[32];
 	char		 forward_to[SMTP_PATH_MAX + 1];	/* for a 251 */
-	struct message	 msg;
 	int		 over;		/* closed: no more replies, no reading */
+	struct message	 msg;		/* stays last: see init_session() */
 };
 
 /* An address as parsed from a path, route dropped. */
@@ -237,15 +238,16 @@ reply_sequence(struct session *s, unsigned missing)
 static void
 init_session(struct session *s)
 {
-	memset(s, 0, sizeof *s);
-	s->rcpt = calloc(conf.maxrcpt, sizeof *s->rcpt);
-	s->targets = calloc(MAX_TARGETS, sizeof *s->targets);
-	if (s->rcpt == NULL || s->targets == NULL) {
-		log_msg(LOG_ERR, "out of memory");
-		session_refuse();
-		exit(1);
-	}
+	/* Static, not allocated: untouched pages cost nothing (SPEC 4). */
+	static char rcpt[MAX_TARGETS][SMTP_PATH_MAX + 1];
+	static struct target targets[MAX_TARGETS];
+
+	/* All but the message, whose 64 KiB buffer need not be cleared. */
+	memset(s, 0, offsetof(struct session, msg));
+	s->rcpt = rcpt;
+	s->targets = targets;
 	s->msg.fd = -1;
+	s->msg.spooled = 0;
 }
 
 /* A line could not be read: the session ends, or the line is refused. */
@@ -297,8 +299,6 @@ session_run(void)
 			c->run(s, arg);
 	}
 	message_close(&s->msg);
-	free(s->rcpt);
-	free(s->targets);
 	return 0;
 }
 
@@ -421,6 +421,8 @@ parse_path(char **p, struct address *a, int empty_ok)
 	for (i = 0; a->text[i] != '\0'; i++)
 		if ((unsigned char)a->text[i] >= 0x80)
 			a->utf8 = 1;
+	if (a->utf8 && !utf8_clean(a->text))
+		return "not UTF-8, or a control character in it";
 	*p = (char *)s + 1;
 	return NULL;
 }
@@ -796,12 +798,17 @@ envelope_header(struct session *s, char *buf, size_t size, time_t now)
 }
 
 /* SPEC 9: one line per transaction, never the body. */
-static void
-log_transaction(struct session *s, const char *outcome)
+static void PRINTFLIKE(2, 3)
+log_transaction(struct session *s, const char *fmt, ...)
 {
-	char to[2048];
+	char to[2048], outcome[512];
 	size_t i, n = 0;
+	va_list ap;
 	int k;
+
+	va_start(ap, fmt);
+	(void)vsnprintf(outcome, sizeof outcome, fmt, ap);
+	va_end(ap);
 
 	to[0] = '\0';
 	for (i = 0; i < s->nrcpt; i++) {
@@ -894,15 +901,18 @@ finish_message(struct session *s)
 		errno = s->msg.io_errno;
 		reply(s, errno == ENOSPC ? REPLY_NO_SPACE : REPLY_LOCAL,
 		    "cannot spool the message");
-		log_transaction(s, "failed: cannot spool the message");
+		log_transaction(s, "failed: %.3s cannot spool the message: %s",
+		    errno == ENOSPC ? REPLY_NO_SPACE : REPLY_LOCAL,
+		    strerror(errno));
 		return;
 	default:
 		reply(s, "%s", refusals[s->msg.error]);
-		log_transaction(s, refusals[s->msg.error]);
+		log_transaction(s, "refused: %s", refusals[s->msg.error]);
 		return;
 	}
 	if ((len = envelope_header(s, head, sizeof head, now)) == 0) {
 		reply(s, REPLY_LOCAL, "header too long");
+		log_transaction(s, "failed: 451 header too long");
 		return;
 	}
 	if (s->mode == MODE_SEND) {
@@ -922,7 +932,8 @@ finish_message(struct session *s)
 		return;
 	case DELIVERY_NO_SPACE:
 		reply(s, REPLY_NO_SPACE);
-		break;
+		log_transaction(s, "failed: 452 %s", why);
+		return;
 	case DELIVERY_TEMP:
 		reply(s, REPLY_LOCAL, "mailbox unavailable");
 		break;
@@ -930,7 +941,7 @@ finish_message(struct session *s)
 		reply(s, REPLY_LOCAL, "forwarding failed");
 		break;
 	}
-	log_transaction(s, why);
+	log_transaction(s, "failed: 451 %s", why);
 }
 
 /* RFC 5321 4.1.1.4 */

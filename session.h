@@ -183,6 +183,7 @@ int	client_write(const char *, size_t);
 int	client_flush(void);
 void	log_msg(int, const char *, ...) PRINTFLIKE(2, 3);
 void	sanitize(char *);
+int	utf8_clean(const char *);
 void	lowercase(char *, const char *, size_t);
 
 /* session.c: the dialogue */

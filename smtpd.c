@@ -36,6 +36,7 @@
 #define DEFAULT_RCPT	100
 #define DEFAULT_TIMEOUT	300
 #define EX_USAGE	64
+#define OPTIONS		"eTVEvCn:d:a:m:s:r:t:F:u:"
 
 struct config conf;
 
@@ -52,7 +53,8 @@ usage(void)
 	    "[-a table] [-m spooldir] [-s maxbytes] [-r maxrcpts] "
 	    "[-t seconds] [-F program] [-u utmpfile]");
 	default_names();	/* the refusal names this host */
-	session_refuse();
+	if (!checking)
+		session_refuse();	/* -C serves nobody */
 	exit(EX_USAGE);
 }
 
@@ -62,7 +64,8 @@ fail_config(const char *fmt, const char *arg)
 {
 	log_msg(LOG_ERR, fmt, arg);
 	default_names();
-	session_refuse();
+	if (!checking)
+		session_refuse();
 	exit(1);
 }
 
@@ -111,7 +114,11 @@ parse_options(int argc, char **argv)
 	conf.maxrcpt = DEFAULT_RCPT;
 	conf.timeout = DEFAULT_TIMEOUT;
 	opterr = 0;	/* getopt's messages would reach the client */
-	while ((c = getopt(argc, argv, "eTVEvCn:d:a:m:s:r:t:F:u:")) != -1) {
+	while ((c = getopt(argc, argv, OPTIONS)) != -1)
+		if (c == 'C')	/* first: where a bad option's reason goes */
+			checking = conf.log_stderr = 1;
+	optind = 1;
+	while ((c = getopt(argc, argv, OPTIONS)) != -1) {
 		switch (c) {
 		case 'e': conf.log_stderr = 1; break;
 		case 'T': conf.table_only = 1; break;
@@ -135,8 +142,6 @@ parse_options(int argc, char **argv)
 	}
 	if (optind != argc)
 		usage();
-	if (checking)
-		conf.log_stderr = 1;
 	if (conf.forward != NULL && delivery_forward_words(conf.forward) == -1)
 		config_problem("-F %s: no program, or too many words",
 		    conf.forward);
@@ -279,9 +284,8 @@ main(int argc, char **argv)
 {
 	conf.tty = isatty(0);
 	conf.log_stderr = conf.tty;
+	openlog("smtpd", LOG_PID, LOG_MAIL);	/* connects at the first line */
 	parse_options(argc, argv);
-	if (!conf.log_stderr)
-		openlog("smtpd", LOG_PID, LOG_MAIL);
 	default_names();
 	identify_client();
 	check_spool();
