@@ -28,6 +28,11 @@ run: smtpd
 	@echo "smtpd: mail lands in $(RUNDIR)/spool; type QUIT to end." >&2
 	./smtpd -e -n localhost -a examples/aliases -m $(RUNDIR)/spool
 
+# The benchmark (bench/run): smtpd beside a minimal reference under
+# tcpserver; results in bench/results.md.  make bench ROUNDS=1 is quick.
+bench: smtpd
+	CC="$(CC)" bench/run $(ROUNDS:%=--rounds %)
+
 install: smtpd
 	install -d $(DESTDIR)$(PREFIX)/sbin $(DESTDIR)$(MANDIR)/man8
 	install -m 755 smtpd $(DESTDIR)$(PREFIX)/sbin/
@@ -35,11 +40,13 @@ install: smtpd
 
 clean:
 	rm -f smtpd $(OBJS)
+	rm -f bench/load bench/ref bench/peakrss
 	rm -rf $(RUNDIR)
 
 # Hardening (tests/fuzz/README): libFuzzer harnesses, each run for
 # FUZZ_TIME seconds from the committed seeds; and the whole suite against
-# a build with AddressSanitizer and UndefinedBehaviorSanitizer.
+# a build with AddressSanitizer and UndefinedBehaviorSanitizer, but for
+# the tests tagged slow: they wait out a timer and run no other code.
 FUZZ_CC		= clang
 FUZZ_FLAGS	= -g -O1 -fsanitize=fuzzer,address,undefined \
 		  -fno-sanitize-recover=all
@@ -75,7 +82,7 @@ sanitize:
 	@command -v bats >/dev/null || { echo "make sanitize needs bats: apt-get install bats" >&2; exit 1; }
 	SMTPD_BIN=$$PWD/$(RUNDIR)/sanitize/smtpd \
 	    ASAN_OPTIONS=abort_on_error=1:detect_leaks=1 \
-	    UBSAN_OPTIONS=print_stacktrace=1 bats tests
+	    UBSAN_OPTIONS=print_stacktrace=1 bats --filter-tags '!slow' tests
 
 valgrind: smtpd
 	tests/valgrind.sh
@@ -87,4 +94,4 @@ lint:
 	    -D_XOPEN_SOURCE=700 *.c tests/fuzz/*.c
 	clang-tidy --quiet *.c tests/fuzz/*.c -- $(STRICT)
 
-.PHONY: all check run install clean fuzz fuzz-build sanitize valgrind lint
+.PHONY: all check run bench install clean fuzz fuzz-build sanitize valgrind lint
