@@ -357,6 +357,8 @@ message_feed(struct message *m, const char *p, size_t n, size_t *used)
 	size_t i = 0, run;
 
 	while (i < n) {
+		if (m->wire == W_BOL && p[i] != '.')
+			m->wire = W_TEXT;	/* no dot: one run for the line */
 		if (m->wire == W_TEXT && (run = plain_run(p + i, n - i)) > 0) {
 			content(m, p + i, run);
 			i += run;
