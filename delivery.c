@@ -36,7 +36,7 @@
 #define LOCK_WAIT	60		/* SPEC 8: seconds, then 451 */
 #define LOCK_STALE	300		/* SPEC 8: a dot-lock this old is dead */
 #define BACKOFF_MIN_US	100
-#define BACKOFF_MAX_US	500000
+#define BACKOFF_MAX_US	20000
 
 struct mailbox {
 	const char	*name;
@@ -101,12 +101,14 @@ say(char *why, size_t size, const char *what, const struct mailbox *mb)
 
 /*
  * A randomised wait, doubling from BACKOFF_MIN_US: a delivery holds its
- * locks for well under a millisecond, so the first waits are short.
+ * locks for about a millisecond, so the first waits are short, and even
+ * the longest stays short enough that a free lock does not sit idle
+ * while twenty writers sleep.
  */
 static void
 backoff(unsigned attempt)
 {
-	long us = BACKOFF_MIN_US << (attempt < 12 ? attempt : 12);
+	long us = BACKOFF_MIN_US << (attempt < 8 ? attempt : 8);
 	struct timespec ts;
 
 	if (us > BACKOFF_MAX_US)
