@@ -771,6 +771,7 @@ envelope_header(struct session *s, char *buf, size_t size, time_t now)
 {
 	char from[SMTP_PATH_MAX + 1], date[64], ctime_[32], peer[400];
 	struct tm *tm = localtime(&now);
+	const char *with;
 	size_t i;
 	int n;
 
@@ -788,10 +789,11 @@ envelope_header(struct session *s, char *buf, size_t size, time_t now)
 		    conf.client_host, conf.client_host[0] != '\0' ? " " : "",
 		    strchr(conf.client_ip, ':') != NULL ? "IPv6:" : "",
 		    conf.client_ip);
+	with = s->smtputf8 ? "UTF8SMTP" : s->esmtp ? "ESMTP" : "SMTP";
 	n = snprintf(buf, size, "From %s %s\nReturn-Path: <%s>\n"
 	    "Received: from %s (%s)\n\tby %s (smtpd %s) with %s id %s%s%s%s;"
 	    "\n\t%s\n", from, ctime_, s->sender, s->helo, peer, conf.name,
-	    SMTPD_VERSION, s->esmtp ? "ESMTP" : "SMTP", s->id,
+	    SMTPD_VERSION, with, s->id,
 	    s->nrcpt == 1 ? "\n\tfor <" : "", s->nrcpt == 1 ? s->rcpt[0] : "",
 	    s->nrcpt == 1 ? ">" : "", date);
 	return n > 0 && (size_t)n < size ? (size_t)n : 0;

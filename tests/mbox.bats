@@ -113,6 +113,18 @@ REFUSED="451 4.3.0 Local error in processing: mailbox unavailable"
 	[[ "$received" =~ $(received_re ESMTP "$id" jones) ]]
 }
 
+# RFC 6531 4.3: a transaction that used SMTPUTF8 is `with UTF8SMTP'.
+@test "Received: says UTF8SMTP after MAIL ... SMTPUTF8" {
+	run -0 smtp "EHLO client.example" \
+	    "MAIL FROM:<sÃ©nder@example.org> SMTPUTF8" \
+	    "RCPT TO:<jones>" DATA "Subject: utf8" "" "Hello." . QUIT
+	delivered=${lines[${#lines[@]}-2]}
+	[ "${delivered:0:24}" = "250 2.0.0 Delivered, id " ]
+	id=${delivered#250 2.0.0 Delivered, id }
+	received=$(unfolded "$SPOOL/jones" | sed -n 3p)
+	[[ "$received" =~ $(received_re UTF8SMTP "$id" jones) ]]
+}
+
 @test "Received: names no recipient when two RCPTs were accepted" {
 	run -0 smtp "HELO client.example" "MAIL FROM:<sender@example.org>" \
 	    "RCPT TO:<jones>" "RCPT TO:<smith>" DATA "Subject: bcc" "" \
