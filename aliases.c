@@ -90,6 +90,14 @@ static int		 indexed;	/* 1: built, -1: cannot be */
 
 static void	forget_checked(void);
 
+static void
+index_forget(void)
+{
+	free(slots);
+	slots = NULL;
+	nslots = nused = 0;
+}
+
 /* Close the table and forget all that was read of it. */
 void
 aliases_close(void)
@@ -97,9 +105,7 @@ aliases_close(void)
 	if (table_fd != -1)
 		(void)close(table_fd);
 	table_fd = -1;
-	free(slots);
-	slots = NULL;
-	nslots = nused = 0;
+	index_forget();
 	indexed = 0;
 	forget_checked();
 }
@@ -442,11 +448,9 @@ index_build(void)
 	reader_seek(&rd, 0);
 	while (next_entry(&rd, &ent, index_add))
 		;
-	if (indexed == -1) {
-		free(slots);
-		slots = NULL;
-		nslots = nused = 0;
-	} else
+	if (indexed == -1)
+		index_forget();
+	else
 		indexed = 1;
 }
 
@@ -588,41 +592,39 @@ walked(struct walk *w, const char *name)
 }
 
 /*
- * One local name met in an entry; display is the full name the entry
- * gave it, used when nothing better is known.
+ * A local user the table does not name: a system account (unless -T),
+ * or the postmaster (RFC 5321 4.5.1), who always has a mailbox.
  */
 static int
-walk_name(struct walk *w, const char *name, const char *display)
+account(const char *name, struct user *u)
 {
 	struct passwd *pw;
-	struct user u;
+
+	(void)snprintf(u->name, sizeof u->name, "%s", name);
+	u->fullname[0] = '\0';
+	if (!conf.table_only && (pw = getpwnam(name)) != NULL) {
+		gecos_name(u->fullname, sizeof u->fullname, pw);
+		return 1;
+	}
+	return strcmp(name, "postmaster") == 0;
+}
+
+/* What a local name is: a user (u filled), a list (left in ent), none. */
+static enum expand
+resolve(const char *name, struct user *u)
+{
+	if (lookup(name))
+		return entry_user(&ent, u) ? EXPAND_USER : EXPAND_LIST;
+	return account(name, u) ? EXPAND_USER : EXPAND_NONE;
+}
+
+/* The list just resolved (in ent), its entry pushed on the path. */
+static int
+walk_list(struct walk *w, const char *name)
+{
 	size_t from = w->top;
 	int r;
 
-	if (on_path(w, name)) {
-		w->flags |= EXPAND_LOOP;
-		return 0;
-	}
-	if (!delivery_safe_name(name)) {
-		w->flags |= EXPAND_SKIPPED;
-		return 0;
-	}
-	if ((r = walked(w, name)) != 0)
-		return r == 1 ? 0 : -1;
-	if (!lookup(name)) {
-		if (!conf.table_only && (pw = getpwnam(name)) != NULL) {
-			gecos_name(u.fullname, sizeof u.fullname, pw);
-			return emit(w, TARGET_MAILBOX, name, u.fullname[0] != '\0'
-			    ? u.fullname : display);
-		}
-		if (strcmp(name, "postmaster") == 0)
-			return emit(w, TARGET_MAILBOX, name, display);
-		w->flags |= EXPAND_UNKNOWN;
-		return 0;
-	}
-	if (entry_user(&ent, &u))
-		return emit(w, TARGET_MAILBOX, name, u.fullname[0] != '\0' ?
-		    u.fullname : display);
 	if (w->depth == MAX_DEPTH) {
 		w->flags |= EXPAND_LOOP;	/* a list MAX_DEPTH + 1 deep */
 		return 0;
@@ -641,6 +643,39 @@ walk_name(struct walk *w, const char *name, const char *display)
 }
 
 /*
+ * One local name met in an entry; display is the full name the entry
+ * gave it, used when nothing better is known.
+ */
+static int
+walk_name(struct walk *w, const char *name, const char *display)
+{
+	struct user u;
+	int r;
+
+	if (on_path(w, name)) {
+		w->flags |= EXPAND_LOOP;
+		return 0;
+	}
+	if (!delivery_safe_name(name)) {
+		w->flags |= EXPAND_SKIPPED;
+		return 0;
+	}
+	if ((r = walked(w, name)) != 0)
+		return r == 1 ? 0 : -1;
+	switch (resolve(name, &u)) {
+	case EXPAND_NONE:
+		w->flags |= EXPAND_UNKNOWN;
+		return 0;
+	case EXPAND_USER:
+		return emit(w, TARGET_MAILBOX, name, u.fullname[0] != '\0' ?
+		    u.fullname : display);
+	case EXPAND_LIST:
+		break;
+	}
+	return walk_list(w, name);
+}
+
+/*
  * What a local name (lower case) is: EXPAND_NONE, nothing; EXPAND_USER,
  * a local user (of the table, a system account, or the postmaster), u
  * filled; EXPAND_LIST, an alias or list, fn called for each mailbox and
@@ -651,35 +686,19 @@ enum expand
 aliases_expand(const char *name, struct user *u, alias_member_fn fn,
     void *arg, unsigned *flags)
 {
-	struct passwd *pw;
+	enum expand kind = resolve(name, u);
 	struct walk w;
 
 	*flags = 0;
-	if (lookup(name)) {
-		if (entry_user(&ent, u))
-			return EXPAND_USER;
+	if (kind == EXPAND_LIST) {
 		memset(&w, 0, sizeof w);
 		w.fn = fn;
 		w.arg = arg;
 		(void)walked(&w, name);
-		memcpy(stack, ent.text, ent.len + 1);
-		w.top = ent.len + 1;
-		w.path[w.depth++] = name;
-		(void)walk_targets(&w, name, 0);
+		(void)walk_list(&w, name);
 		*flags = w.flags;
-		return EXPAND_LIST;
 	}
-	if (!conf.table_only && (pw = getpwnam(name)) != NULL) {
-		(void)snprintf(u->name, sizeof u->name, "%s", name);
-		gecos_name(u->fullname, sizeof u->fullname, pw);
-		return EXPAND_USER;
-	}
-	if (strcmp(name, "postmaster") == 0) {
-		(void)snprintf(u->name, sizeof u->name, "postmaster");
-		u->fullname[0] = '\0';
-		return EXPAND_USER;
-	}
-	return EXPAND_NONE;
+	return kind;
 }
 
 /* Does `word' stand, whole and case-insensitively, among the words of s? */
@@ -756,6 +775,7 @@ struct checked {
 	int		 state;		/* walk: 0 new, 1 on the path, 2 done */
 	int		 height;	/* longest chain of names from here */
 	int		 member;	/* some other entry names it */
+	int		 dup;		/* an earlier entry has its name */
 };
 
 static struct checked	*cents;
@@ -808,7 +828,7 @@ load_all(void)
 {
 	struct checked *c;
 	struct user u;
-	size_t cap = 0;
+	size_t i, cap = 0;
 
 	reader_seek(&rd, 0);
 	while (next_entry(&rd, &ent, NULL)) {
@@ -840,6 +860,8 @@ load_all(void)
 	}
 	if (ncents > 0)
 		qsort(cents, ncents, sizeof *cents, by_name_line);
+	for (i = 1; i < ncents; i++)
+		cents[i].dup = strcmp(cents[i].name, cents[i - 1].name) == 0;
 	return 0;
 }
 
@@ -849,6 +871,7 @@ check_target(struct checked *c, const struct target_text *t)
 {
 	char name[SMTP_LOCAL_MAX + 1];
 	struct checked *to;
+	struct user u = { "", "" };	/* only written */
 
 	if (t->addr[0] == '\0')
 		problem(c->lineno, "%s: empty target", c->name);
@@ -867,8 +890,7 @@ check_target(struct checked *c, const struct target_text *t)
 	else if (!delivery_safe_name(name))
 		problem(c->lineno, "%s: %s: not usable as a mailbox name",
 		    c->name, t->addr);
-	else if ((conf.table_only || getpwnam(name) == NULL) &&
-	    strcmp(name, "postmaster") != 0)
+	else if (!account(name, &u))
 		problem(c->lineno, "%s: unknown local target %s", c->name,
 		    t->addr);
 }
@@ -958,7 +980,7 @@ aliases_check(const char *file)
 		return nproblems + 1;
 	}
 	for (i = 0; i < ncents; i++)
-		if (i > 0 && strcmp(cents[i].name, cents[i - 1].name) == 0)
+		if (cents[i].dup)
 			problem(cents[i].lineno, "%s: already defined at line "
 			    "%lu; this entry is never used", cents[i].name,
 			    cents[i - 1].lineno);
@@ -966,8 +988,7 @@ aliases_check(const char *file)
 			for (p = cents[i].text; next_target(&p, &t); )
 				check_target(&cents[i], &t);
 	for (i = 0; i < ncents; i++)
-		if (!cents[i].user && (i == 0 ||
-		    strcmp(cents[i].name, cents[i - 1].name) != 0) &&
+		if (!cents[i].user && !cents[i].dup &&
 		    chain(&cents[i], 0) > MAX_DEPTH && !cents[i].member)
 			problem(cents[i].lineno, "%s: lists nested more than "
 			    "%d deep", cents[i].name, MAX_DEPTH);

@@ -67,7 +67,6 @@ setup_signals(void)
 	sigdelset(&unblocked, SIGINT);
 }
 
-
 /* Serve the client on in and out, with empty buffers. */
 void
 client_open(int in, int out)
@@ -114,9 +113,13 @@ log_msg(int prio, const char *fmt, ...)
 	errno = save;
 }
 
-/* The length of the well-formed UTF-8 sequence at p, or 0. */
-static size_t
-utf8_len(const unsigned char *p, unsigned *cp)
+/*
+ * The length of the well-formed UTF-8 sequence at p (no overlong form,
+ * no surrogate), its code point in *cp; 0 when it is not one.  It reads
+ * no further than the lead byte says, nor past a NUL.
+ */
+size_t
+utf8_char(const unsigned char *p, unsigned *cp)
 {
 	size_t n, i;
 	unsigned min;
@@ -139,49 +142,54 @@ utf8_len(const unsigned char *p, unsigned *cp)
 	return n;
 }
 
-/* Is s printable: no C0 or C1 control, every 8-bit byte in UTF-8? */
+/*
+ * The character at p: its length, and whether it may be shown: not a C0
+ * or C1 control (raw, as an 8-bit terminal takes it, or in UTF-8), and
+ * well-formed.  A byte that may not be shown is one long.
+ */
+static size_t
+text_char(const unsigned char *p, int *shown)
+{
+	unsigned cp;
+	size_t n;
+
+	if (*p < 0x80) {
+		*shown = *p >= 32 && *p != 127;
+		return 1;
+	}
+	n = utf8_char(p, &cp);
+	*shown = n > 0 && cp > 0x9f;
+	return n > 0 ? n : 1;
+}
+
+/* Is s all characters that may be shown? */
 int
 utf8_clean(const char *s)
 {
 	const unsigned char *p = (const unsigned char *)s;
-	unsigned cp;
 	size_t n;
+	int shown;
 
 	for (; *p != '\0'; p += n) {
-		n = 1;
-		if (*p < 0x80 ? *p < 32 || *p == 127 :
-		    (n = utf8_len(p, &cp)) == 0 || cp <= 0x9f)
+		n = text_char(p, &shown);
+		if (!shown)
 			return 0;
 	}
 	return 1;
 }
 
-/*
- * Text from the client becomes harmless before logs and headers: C0 and
- * C1 control characters (the C1 ones raw, as an 8-bit terminal takes
- * them, or UTF-8 encoded) and bytes that are not UTF-8 become '?'.
- */
+/* Text from the client becomes harmless before logs and headers. */
 void
 sanitize(char *s)
 {
 	unsigned char *p = (unsigned char *)s;
-	unsigned cp;
-	size_t n, i;
+	size_t n;
+	int shown;
 
-	while (*p != '\0') {
-		if (*p < 0x80) {
-			if (*p < 32 || *p == 127)
-				*p = '?';
-			p++;
-			continue;
-		}
-		n = utf8_len(p, &cp);
-		if (n == 0 || cp <= 0x9f) {
-			n = n == 0 ? 1 : n;
-			for (i = 0; i < n; i++)
-				p[i] = '?';
-		}
-		p += n;
+	for (; *p != '\0'; p += n) {
+		n = text_char(p, &shown);
+		if (!shown)
+			memset(p, '?', n);
 	}
 }
 
@@ -196,11 +204,29 @@ lowercase(char *dst, const char *src, size_t size)
 	dst[i] = '\0';
 }
 
-static void
-timespec_add(struct timespec *t, int seconds)
+/* Deadlines on the monotonic clock, for the client and for delivery. */
+void
+deadline_set(struct timespec *t, int seconds)
 {
 	clock_gettime(CLOCK_MONOTONIC, t);
 	t->tv_sec += seconds;
+}
+
+/* The time left until `until' in *left; -1 when it has passed. */
+int
+deadline_left(const struct timespec *until, struct timespec *left)
+{
+	struct timespec now;
+
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	left->tv_sec = until->tv_sec - now.tv_sec;
+	left->tv_nsec = until->tv_nsec - now.tv_nsec;
+	if (left->tv_nsec < 0) {
+		left->tv_sec--;
+		left->tv_nsec += 1000000000L;
+	}
+	return left->tv_sec < 0 || (left->tv_sec == 0 && left->tv_nsec == 0) ?
+	    -1 : 0;
 }
 
 /*
@@ -210,21 +236,14 @@ timespec_add(struct timespec *t, int seconds)
 static int
 wait_fd(int fd, int writing, const struct timespec *until)
 {
-	struct timespec now, left;
+	struct timespec left;
 	fd_set set;
 	int r;
 
 	for (;;) {
 		if (terminated && !writing)
 			return LINE_TERM;
-		clock_gettime(CLOCK_MONOTONIC, &now);
-		left.tv_sec = until->tv_sec - now.tv_sec;
-		left.tv_nsec = until->tv_nsec - now.tv_nsec;
-		if (left.tv_nsec < 0) {
-			left.tv_sec--;
-			left.tv_nsec += 1000000000L;
-		}
-		if (left.tv_sec < 0)
+		if (deadline_left(until, &left) == -1)
 			return LINE_TIMEOUT;
 		FD_ZERO(&set);
 		FD_SET(fd, &set);
@@ -247,7 +266,7 @@ client_flush(void)
 	size_t off = 0;
 	ssize_t n;
 
-	timespec_add(&until, conf.timeout);
+	deadline_set(&until, conf.timeout);
 	while (off < olen) {
 		if (wait_fd(out_fd, 1, &until) != 0)
 			return -1;
@@ -293,7 +312,7 @@ fill(void)
 	if (client_flush() == -1)
 		return LINE_EOF;
 	if (line_fresh) {
-		timespec_add(&deadline, conf.timeout);
+		deadline_set(&deadline, conf.timeout);
 		line_fresh = 0;
 	}
 	for (;;) {

@@ -123,11 +123,9 @@ backoff(unsigned attempt)
 static int
 past(const struct timespec *until)
 {
-	struct timespec now;
+	struct timespec left;
 
-	clock_gettime(CLOCK_MONOTONIC, &now);
-	return now.tv_sec > until->tv_sec || (now.tv_sec == until->tv_sec &&
-	    now.tv_nsec >= until->tv_nsec);
+	return deadline_left(until, &left) == -1;
 }
 
 /*
@@ -419,8 +417,7 @@ lock_mailbox(struct mailbox *mb, char *why, size_t size)
 	struct timespec until;
 	enum delivery_status st;
 
-	clock_gettime(CLOCK_MONOTONIC, &until);
-	until.tv_sec += LOCK_WAIT;
+	deadline_set(&until, LOCK_WAIT);
 	if ((size_t)snprintf(mb->path, sizeof mb->path, "%s/%s", conf.spool,
 	    mb->name) >= sizeof mb->path) {
 		errno = ENAMETOOLONG;
@@ -666,6 +663,13 @@ delivery_forward_words(const char *program)
 	return n == 0 ? -1 : (int)n;
 }
 
+/* The program -F names, once delivery_forward_words() has split it. */
+const char *
+delivery_forward_program(void)
+{
+	return fwd_argv[0];
+}
+
 static int
 to_pipe(void *arg, const char *p, size_t n)
 {
@@ -718,8 +722,7 @@ forward_wait(pid_t pid)
 	int status;
 	pid_t r;
 
-	clock_gettime(CLOCK_MONOTONIC, &until);
-	until.tv_sec += FORWARD_WAIT;
+	deadline_set(&until, FORWARD_WAIT);
 	while ((r = waitpid(pid, &status, WNOHANG)) == 0 ||
 	    (r == -1 && errno == EINTR)) {
 		if (past(&until)) {
@@ -836,7 +839,6 @@ struct tty_out {
 	char		 buf[4096];
 	unsigned	 utf8_need;	/* continuation bytes still due */
 	unsigned	 utf8_len;
-	unsigned long	 utf8_cp;	/* the code point so far */
 	char		 utf8_seq[4];
 	size_t		 lines, shown;	/* of the message */
 };
@@ -844,16 +846,13 @@ struct tty_out {
 static int
 tty_wait(struct tty_out *t)
 {
-	struct timespec now;
+	struct timespec left;
 	struct pollfd pfd = { t->fd, POLLOUT, 0 };
-	long ms;
 
-	clock_gettime(CLOCK_MONOTONIC, &now);
-	ms = (t->until.tv_sec - now.tv_sec) * 1000 +
-	    (t->until.tv_nsec - now.tv_nsec) / 1000000;
-	if (ms <= 0)
+	if (deadline_left(&t->until, &left) == -1)
 		return -1;
-	return poll(&pfd, 1, (int)ms) == 1 ? 0 : -1;
+	return poll(&pfd, 1, (int)(left.tv_sec * 1000 +
+	    left.tv_nsec / 1000000) + 1) == 1 ? 0 : -1;
 }
 
 static void
@@ -884,27 +883,24 @@ tty_put(struct tty_out *t, const char *p, size_t n)
 
 /*
  * One byte of UTF-8 text.  A sequence is let through only whole and
- * well formed: no overlong form, surrogate or C1 control (U+0080 to
- * U+009F, which some terminals obey as escapes).
+ * well formed, and not a C1 control (U+0080 to U+009F, which some
+ * terminals obey as escapes): utf8_char() judges it once it is whole.
  */
 static void
 tty_utf8(struct tty_out *t, unsigned char c)
 {
+	unsigned cp;
+
 	if (t->utf8_need > 0 && (c & 0xc0) == 0x80) {
 		t->utf8_seq[t->utf8_len++] = (char)c;
-		t->utf8_cp = t->utf8_cp << 6 | (c & 0x3f);
-		if (--t->utf8_need > 0)
-			return;
-		if (t->utf8_cp >= (t->utf8_len == 2 ? 0xa0UL : t->utf8_len
-		    == 3 ? 0x800UL : 0x10000UL) && t->utf8_cp <= 0x10ffff &&
-		    (t->utf8_cp < 0xd800 || t->utf8_cp > 0xdfff))
+		if (--t->utf8_need == 0 && utf8_char((const unsigned char *)
+		    t->utf8_seq, &cp) == t->utf8_len && cp > 0x9f)
 			tty_put(t, t->utf8_seq, t->utf8_len);
 		return;
 	}
 	t->utf8_need = 0;	/* a broken sequence is dropped */
 	if (c >= 0xc2 && c <= 0xf4) {
 		t->utf8_need = c >= 0xf0 ? 3 : c >= 0xe0 ? 2 : 1;
-		t->utf8_cp = c & (0x3f >> t->utf8_need);
 		t->utf8_seq[0] = (char)c;
 		t->utf8_len = 1;
 	}
@@ -1013,8 +1009,7 @@ delivery_terminals(const char *user, const char *banner, const char *note,
 			t.failed = 0;
 			t.len = t.lines = t.shown = 0;
 			t.utf8_need = 0;
-			clock_gettime(CLOCK_MONOTONIC, &t.until);
-			t.until.tv_sec += TTY_WAIT;
+			deadline_set(&t.until, TTY_WAIT);
 			tty_put(&t, "\r\n", 2);
 			tty_text(&t, banner, strlen(banner));
 			cut = message_each(m, tty_piece, &t) == -1;

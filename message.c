@@ -32,6 +32,7 @@ enum head { H_BOL, H_NAME, H_PASS, H_DROP };
 enum quote { Q_BOL, Q_FROM, Q_TEXT };
 
 static const char from_[] = "From ";
+static const char gts[] = ">>>>>>>>>>>>>>>>>>>>>>>>>>>>>>>>";	/* quoting */
 
 /* SPEC 8: what mbox readers keep for themselves, and an old Return-Path. */
 static const char *const dropped[] = {
@@ -121,11 +122,12 @@ out(struct message *m, const char *p, size_t n)
 static void
 quote_release(struct message *m, int quoted)
 {
-	static const char gt[] = ">>>>>>>>>>>>>>>>";
-	size_t n = m->ngt + (quoted != 0);
+	size_t n = m->ngt + (quoted != 0), k;
 
-	for (; n > 0; n -= n < 16 ? n : 16)
-		out(m, gt, n < 16 ? n : 16);
+	for (; n > 0; n -= k) {
+		k = n < sizeof gts - 1 ? n : sizeof gts - 1;
+		out(m, gts, k);
+	}
 	out(m, from_, m->nfrom);
 	m->ngt = m->nfrom = 0;
 	m->quote = Q_TEXT;
@@ -426,8 +428,6 @@ struct unquote {
 	size_t		 ngt;		/* '>' held back at its start */
 	size_t		 nfrom;		/* bytes of "From " held after them */
 };
-
-static const char gts[] = ">>>>>>>>>>>>>>>>>>>>>>>>>>>>>>>>";
 
 static int
 give(struct unquote *u, const char *p, size_t n)

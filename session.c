@@ -684,6 +684,23 @@ local_recipient(struct session *s, const struct address *a)
 	return -1;
 }
 
+/*
+ * SPEC 6: a recipient in another domain, relayed through -F for a
+ * RELAYCLIENT, in a plain mail transaction only.  Returns 250, or -1
+ * when refused (replied).
+ */
+static int
+relay_recipient(struct session *s, const struct address *a)
+{
+	if (!conf.relay_client || conf.forward == NULL || s->mode != MODE_MAIL)
+		reply(s, REPLY_RELAY);
+	else if (add_target(s, TARGET_FORWARD, a->text) == -1)
+		reply(s, REPLY_TOO_MANY);
+	else
+		return 250;
+	return -1;
+}
+
 /* RFC 5321 4.1.1.3 */
 static void
 cmd_rcpt(struct session *s, char *arg)
@@ -713,16 +730,9 @@ cmd_rcpt(struct session *s, char *arg)
 		reply(s, REPLY_TOO_MANY);
 		return;
 	}
-	if (a.domain == NULL || is_local_domain(a.domain))
-		code = local_recipient(s, &a);
-	else if (!conf.relay_client || conf.forward == NULL ||
-	    s->mode != MODE_MAIL)
-		code = 550;	/* SPEC 6: relaying */
-	else
-		code = add_target(s, TARGET_FORWARD, a.text) == -1 ? 452 : 250;
-	if (code == 452 || code == 550)
-		reply(s, code == 452 ? REPLY_TOO_MANY : REPLY_RELAY);
-	if (code != 250 && code != 251)
+	code = a.domain == NULL || is_local_domain(a.domain) ?
+	    local_recipient(s, &a) : relay_recipient(s, &a);
+	if (code == -1)
 		return;
 	(void)snprintf(s->rcpt[s->nrcpt++], sizeof s->rcpt[0], "%s", a.text);
 	s->have |= HAVE_RCPT;
@@ -834,7 +844,8 @@ log_transaction(struct session *s, const char *fmt, ...)
 /*
  * SPEC 7: the message to the recipients' terminals, each after a banner
  * naming the sender and the time.  A SOML recipient reached there needs
- * no mailbox copy.  Returns how many were not reached; who names one.
+ * no mailbox copy.  Returns how many were not reached; who, unless
+ * NULL, names one.
  */
 static size_t
 to_terminals(struct session *s, const char *note, const char **who)
@@ -853,7 +864,8 @@ to_terminals(struct session *s, const char *note, const char **who)
 		if (delivery_terminals(s->targets[i].name, banner, note,
 		    &s->msg) == 0) {
 			missed++;
-			*who = s->targets[i].name;
+			if (who != NULL)
+				*who = s->targets[i].name;
 		} else if (s->mode == MODE_SOML)
 			s->targets[i].kind = TARGET_SENT;
 	}
@@ -922,13 +934,12 @@ finish_message(struct session *s)
 		return;
 	}
 	if (s->mode == MODE_SOML)
-		(void)to_terminals(s, NOTE_CUT, &(const char *){ NULL });
+		(void)to_terminals(s, NOTE_CUT, NULL);
 	switch (delivery_mbox(s->sender, s->targets, s->ntargets, head, len,
 	    &s->msg, why, sizeof why)) {
 	case DELIVERY_OK:
 		if (s->mode == MODE_SAML)
-			(void)to_terminals(s, NOTE_IN_BOX,
-			    &(const char *){ NULL });
+			(void)to_terminals(s, NOTE_IN_BOX, NULL);
 		reply(s, REPLY_DELIVERED, s->id);
 		log_transaction(s, "delivered");
 		return;

@@ -10,6 +10,7 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <sys/types.h>
+#include <time.h>
 
 #define SMTPD_VERSION	"0.1"
 
@@ -184,7 +185,10 @@ int	client_flush(void);
 void	log_msg(int, const char *, ...) PRINTFLIKE(2, 3);
 void	sanitize(char *);
 int	utf8_clean(const char *);
+size_t	utf8_char(const unsigned char *, unsigned *);
 void	lowercase(char *, const char *, size_t);
+void	deadline_set(struct timespec *, int);
+int	deadline_left(const struct timespec *, struct timespec *);
 
 /* session.c: the dialogue */
 int	session_run(void);
@@ -207,6 +211,7 @@ enum delivery_status	delivery_mbox(const char *, const struct target *,
 			    size_t, const char *, size_t, struct message *,
 			    char *, size_t);
 int	delivery_forward_words(const char *);
+const char	*delivery_forward_program(void);
 int	delivery_safe_name(const char *);
 int	delivery_terminals(const char *, const char *, const char *,
 	    const struct message *);

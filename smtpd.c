@@ -7,7 +7,6 @@
  * and hands the connection to the session (client.c, session.c).
  */
 #include <arpa/inet.h>
-#include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -127,7 +126,7 @@ parse_options(int argc, char **argv)
 		case 'v':
 			printf("smtpd %s\n", SMTPD_VERSION);
 			exit(fflush(stdout) == 0 ? 0 : 1);
-		case 'C': checking = 1; break;
+		case 'C': break;	/* seen above */
 		case 'n': conf.name = optarg; break;
 		case 'd': add_domain(optarg); break;
 		case 'a': conf.table = optarg; conf.table_given = 1; break;
@@ -267,14 +266,11 @@ runnable(const char *prog)
 static NORETURN void
 check_all(void)
 {
-	char prog[PATH_MAX];
+	const char *prog;
 
-	if (conf.forward != NULL && delivery_forward_words(conf.forward) > 0) {
-		(void)snprintf(prog, sizeof prog, "%.*s",
-		    (int)strcspn(conf.forward, " "), conf.forward);
-		if (!runnable(prog))
-			config_problem("-F: cannot run %s", prog);
-	}
+	if (conf.forward != NULL && delivery_forward_words(conf.forward) > 0 &&
+	    !runnable(prog = delivery_forward_program()))
+		config_problem("-F: cannot run %s", prog);
 	nproblems += aliases_check(conf.table);
 	exit(nproblems == 0 ? 0 : 1);
 }

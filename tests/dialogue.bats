@@ -6,15 +6,6 @@ load helpers
 VERSION=$(sed -n 's/^#define SMTPD_VERSION[ \t]*"\(.*\)"$/\1/p' \
     "$BATS_TEST_DIRNAME/../session.h")
 
-# The message as the mailbox holds it: what follows smtpd's own From_
-# line, Return-Path: and Received: (with its folded lines).
-stored() {
-	awk 'NR == 1 || (NR == 2 && /^Return-Path:/) { next }
-	NR == 3 && /^Received:/ { rec = 1; next }
-	rec && /^[ \t]/ { next }
-	{ rec = 0; print }' "$1"
-}
-
 # The keywords of the last EHLO reply (the lines after the first), sorted.
 ehlo_keywords() {
 	printf '%s\n' "${lines[@]}" | sed -n '/^250[- ]mx\.example$/,/^250 /p' |

@@ -52,3 +52,36 @@ message() {
 count_messages() {
 	grep -c '^From ' "$SPOOL/$1" || true
 }
+
+# The message as the mailbox holds it: what follows smtpd's own From_
+# line, Return-Path: and Received: (with its folded lines).
+stored() {
+	awk 'NR == 1 || (NR == 2 && /^Return-Path:/) { next }
+	NR == 3 && /^Received:/ { rec = 1; next }
+	rec && /^[ \t]/ { next }
+	{ rec = 0; print }' "$1"
+}
+
+# Milliseconds since the epoch.
+now_ms() {
+	echo $(($(date +%s%N) / 1000000))
+}
+
+# Wait, at most 5 seconds, until file $1 holds a line matching regex $2.
+wait_for_line() {
+	local _
+	for _ in $(seq 50); do
+		grep -qE "$2" "$1" 2>/dev/null && return 0
+		sleep 0.1
+	done
+	echo "gave up waiting for /$2/ in $1" >&2
+	return 1
+}
+
+# A port on 127.0.0.1 that was free a moment ago.
+free_port() {
+	timeout 5 python3 -c 'import socket
+s = socket.socket()
+s.bind(("127.0.0.1", 0))
+print(s.getsockname()[1])'
+}

@@ -14,15 +14,6 @@ repeat() {
 	head -c "$2" /dev/zero | tr '\0' "$1"
 }
 
-# The message as the mailbox holds it: what follows smtpd's own From_
-# line, Return-Path: and Received: (with its folded lines).
-stored() {
-	awk 'NR == 1 || (NR == 2 && /^Return-Path:/) { next }
-	NR == 3 && /^Received:/ { rec = 1; next }
-	rec && /^[ \t]/ { next }
-	{ rec = 0; print }' "$1"
-}
-
 # Wait (at most 5 s) until file $1 has a line matching $2.
 wait_for() {
 	local i
@@ -41,10 +32,6 @@ wait_gone() {
 		sleep 0.05
 	done
 	return 1
-}
-
-now_ms() {
-	echo $(($(date +%s%N) / 1000000))
 }
 
 # Replies checked word for word.

@@ -41,17 +41,6 @@ stop_server() {
 	fi
 }
 
-# Wait, at most 5 seconds, until file $1 holds a line matching regex $2.
-wait_for_line() {
-	local _
-	for _ in $(seq 50); do
-		grep -qE "$2" "$1" 2>/dev/null && return 0
-		sleep 0.1
-	done
-	echo "gave up waiting for /$2/ in $1" >&2
-	return 1
-}
-
 # Wait, at most 5 seconds, until process $1 (or a child of it) listens on
 # 127.0.0.1:$2; 1 when it gave up or died (the port was taken).
 wait_listening() {
@@ -63,14 +52,6 @@ wait_listening() {
 		sleep 0.1
 	done
 	return 1
-}
-
-# A port on 127.0.0.1 that was free a moment ago.
-free_port() {
-	timeout 5 python3 -c 'import socket
-s = socket.socket()
-s.bind(("127.0.0.1", 0))
-print(s.getsockname()[1])'
 }
 
 # examples/tcpserver/run, made the test's into $RUN: tcpserver on

@@ -42,15 +42,6 @@ envelope() {
 	echo
 }
 
-# The message as the mailbox holds it: what follows smtpd's own From_
-# line, Return-Path: and Received: (with its folded lines).
-stored() {
-	awk 'NR == 1 || (NR == 2 && /^Return-Path:/) { next }
-	NR == 3 && /^Received:/ { rec = 1; next }
-	rec && /^[ \t]/ { next }
-	{ rec = 0; print }' "$1"
-}
-
 # What smtpd's Received: header must be, unfolded, as a regular
 # expression: SMTP or ESMTP, the id, and "for <rcpt>" or nothing.
 received_re() {

@@ -5,19 +5,6 @@ load helpers
 VERSION=$(sed -n 's/^#define SMTPD_VERSION[ \t]*"\(.*\)"$/\1/p' \
     "$BATS_TEST_DIRNAME/../session.h")
 
-now_ms() {
-	echo $(($(date +%s%N) / 1000000))
-}
-
-# The message as the mailbox holds it: what follows smtpd's own From_
-# line, Return-Path: and Received: (with its folded lines).
-stored() {
-	awk 'NR == 1 || (NR == 2 && /^Return-Path:/) { next }
-	NR == 3 && /^Received:/ { rec = 1; next }
-	rec && /^[ \t]/ { next }
-	{ rec = 0; print }' "$1"
-}
-
 # The Received: header of the first message of mailbox $1, on one line.
 received() {
 	awk 'NR == 3 { r = $0; next }

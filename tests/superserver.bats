@@ -12,25 +12,6 @@ teardown() {
 	fi
 }
 
-# Wait, at most 5 seconds, until file $1 holds a line matching regex $2.
-wait_for_line() {
-	local i
-	for i in $(seq 50); do
-		grep -qE "$2" "$1" 2>/dev/null && return 0
-		sleep 0.1
-	done
-	echo "gave up waiting for /$2/ in $1" >&2
-	return 1
-}
-
-# A port on 127.0.0.1 that was free a moment ago.
-free_port() {
-	timeout 5 python3 -c 'import socket
-s = socket.socket()
-s.bind(("127.0.0.1", 0))
-print(s.getsockname()[1])'
-}
-
 # smtpd under tcpserver on 127.0.0.1, on a port the kernel picks (-1
 # prints it); the arguments go to tcpserver before its host and port.
 # smtpd's log (-e) and tcpserver's go to $LOG.  Sets SERVER_PID and PORT.
