@@ -52,6 +52,7 @@ struct target_text {
 };
 
 static int	 table_fd = -1;
+static off_t	 table_size;	/* when opened: no read past it is needed */
 static struct reader rd;
 static struct entry ent;
 
@@ -70,6 +71,7 @@ aliases_open(const char *path, int must_exist)
 		errno = EINVAL;
 		return -1;
 	}
+	table_size = st.st_size;
 	return 0;
 }
 
@@ -126,6 +128,8 @@ reader_fill(struct reader *r)
 
 	r->off += r->len;
 	r->pos = r->len = 0;
+	if (r->off >= table_size)
+		return -1;
 	do
 		n = pread(table_fd, r->buf, sizeof r->buf, r->off);
 	while (n == -1 && errno == EINTR);
@@ -592,6 +596,27 @@ walked(struct walk *w, const char *name)
 }
 
 /*
+ * A system account, read from /etc/passwd itself first: getpwnam()
+ * would load the NSS modules, near a megabyte, to learn what the file
+ * says.  Only a name the file lacks (LDAP, systemd-userdb and the like)
+ * is asked of NSS.
+ */
+struct passwd *
+aliases_getpw(const char *name)
+{
+	struct passwd *pw = NULL;
+	FILE *f;
+
+	if ((f = fopen("/etc/passwd", "re")) != NULL) {
+		while ((pw = fgetpwent(f)) != NULL &&
+		    strcmp(pw->pw_name, name) != 0)
+			;
+		(void)fclose(f);
+	}
+	return pw != NULL ? pw : getpwnam(name);
+}
+
+/*
  * A local user the table does not name: a system account (unless -T),
  * or the postmaster (RFC 5321 4.5.1), who always has a mailbox.
  */
@@ -602,7 +627,7 @@ account(const char *name, struct user *u)
 
 	(void)snprintf(u->name, sizeof u->name, "%s", name);
 	u->fullname[0] = '\0';
-	if (!conf.table_only && (pw = getpwnam(name)) != NULL) {
+	if (!conf.table_only && (pw = aliases_getpw(name)) != NULL) {
 		gecos_name(u->fullname, sizeof u->fullname, pw);
 		return 1;
 	}

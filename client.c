@@ -15,6 +15,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/select.h>
+#include <sys/socket.h>
 #include <syslog.h>
 #include <time.h>
 #include <unistd.h>
@@ -22,6 +23,7 @@
 #include "session.h"
 
 static int	 in_fd = 0, out_fd = 1;
+static int	 out_sock = 1;		/* out_fd takes send(), until it says not */
 static char	 ibuf[65536];		/* client bytes not yet consumed */
 static size_t	 ipos, ilen;
 static char	 obuf[4096];		/* replies not yet sent */
@@ -79,6 +81,7 @@ client_open(int in, int out)
 	}
 	in_fd = in;
 	out_fd = out;
+	out_sock = 1;
 	ipos = ilen = olen = 0;
 }
 
@@ -90,6 +93,7 @@ client_open(int in, int out)
 void
 log_msg(int prio, const char *fmt, ...)
 {
+	static pid_t pid;
 	char line[1024];
 	va_list ap;
 	int n, save = errno;
@@ -101,7 +105,9 @@ log_msg(int prio, const char *fmt, ...)
 		errno = save;
 		return;
 	}
-	n = snprintf(line, sizeof line, "smtpd[%ld]: ", (long)getpid());
+	if (pid == 0)
+		pid = getpid();
+	n = snprintf(line, sizeof line, "smtpd[%ld]: ", (long)pid);
 	n += vsnprintf(line + n, sizeof line - n - 1, fmt, ap);
 	va_end(ap);
 	if (n > (int)sizeof line - 2)
@@ -258,6 +264,33 @@ wait_fd(int fd, int writing, const struct timespec *until)
 	}
 }
 
+/*
+ * One write of what is queued.  To a socket it is a send() that cannot
+ * block, so that the wait (and its deadline) is paid only when the
+ * client is not reading; anything else is waited for first.
+ */
+static ssize_t
+put(const char *p, size_t n, const struct timespec *until)
+{
+	ssize_t k;
+
+	if (out_sock) {
+		k = send(out_fd, p, n, MSG_DONTWAIT | MSG_NOSIGNAL);
+		if (k != -1 || (errno != EAGAIN && errno != EWOULDBLOCK &&
+		    errno != ENOTSOCK))
+			return k;
+		if (errno == ENOTSOCK)
+			out_sock = 0;
+		else if (wait_fd(out_fd, 1, until) != 0)
+			return -2;
+		errno = EINTR;		/* try again */
+		return -1;
+	}
+	if (wait_fd(out_fd, 1, until) != 0)
+		return -2;
+	return write(out_fd, p, n);
+}
+
 /* Send what is queued: before each wait for the client, and at the end. */
 int
 client_flush(void)
@@ -266,11 +299,11 @@ client_flush(void)
 	size_t off = 0;
 	ssize_t n;
 
+	if (olen == 0)
+		return 0;
 	deadline_set(&until, conf.timeout);
 	while (off < olen) {
-		if (wait_fd(out_fd, 1, &until) != 0)
-			return -1;
-		n = write(out_fd, obuf + off, olen - off);
+		n = put(obuf + off, olen - off, &until);
 		if (n == -1 && (errno == EINTR || errno == EAGAIN))
 			continue;
 		if (n <= 0)

@@ -256,13 +256,19 @@ eol(struct message *m)
 	quote_eol(m);
 }
 
+/* Text of a line; past the size limit, only the bytes up to it are read
+ * (so that however the input was cut, the same headers were seen). */
 static void
 content(struct message *m, const char *p, size_t n)
 {
+	long long room = m->maxsize - m->size;
+
 	m->size += n;
-	if (m->size > m->maxsize)
+	if (m->size > m->maxsize) {
+		if (m->error == MSG_OK && room > 0)
+			text(m, p, (size_t)room);
 		fail(m, MSG_TOO_BIG);
-	if (m->error == MSG_OK)
+	} else if (m->error == MSG_OK)
 		text(m, p, n);
 }
 
@@ -348,6 +354,52 @@ line_start(struct message *m, char c)
 	return 0;
 }
 
+/* A line of the body, its CR left out: the common case in one copy. */
+static void
+out_line(struct message *m, const char *p, size_t n)
+{
+	if (sizeof m->buf - m->len > n) {
+		memcpy(m->buf + m->len, p, n);
+		m->buf[m->len + n] = '\n';
+		m->len += n + 1;
+		return;
+	}
+	out(m, p, n);
+	out(m, "\n", 1);
+}
+
+/*
+ * The body's common case, whole lines at a time, at a line's start: a
+ * line that begins with none of '.', '>' and 'F' (nothing to undo,
+ * nothing to quote) and holds no CR, LF or NUL before its CRLF goes out
+ * as it is, with LF.  What content() and eol() would do for it, less
+ * their steps.  Returns the bytes taken: whole lines only.
+ */
+static size_t
+plain_lines(struct message *m, const char *p, size_t n, int nul_free)
+{
+	const char *nl;
+	size_t i = 0, len;
+
+	while (i < n && p[i] != '.' && p[i] != '>' && p[i] != 'F' &&
+	    p[i] != '\r' && p[i] != '\n') {
+		if ((nl = memchr(p + i, '\n', n - i)) == NULL)
+			break;
+		len = (size_t)(nl - (p + i)) - 1;	/* without CRLF */
+		if (p[i + len] != '\r' || memchr(p + i, '\r', len) != NULL ||
+		    (!nul_free && memchr(p + i, '\0', len) != NULL))
+			break;
+		m->size += len + 2;
+		m->lines++;
+		if (m->size > m->maxsize)
+			fail(m, MSG_TOO_BIG);
+		if (m->error == MSG_OK)
+			out_line(m, p + i, len);
+		i += len + 2;
+	}
+	return i;
+}
+
 /*
  * Take what the client sent: *used is set to the bytes consumed.
  * Returns 1 once the line holding a single dot was read, 0 when more
@@ -357,8 +409,12 @@ int
 message_feed(struct message *m, const char *p, size_t n, size_t *used)
 {
 	size_t i = 0, run;
+	int nul_free = memchr(p, '\0', n) == NULL;
 
 	while (i < n) {
+		if (m->wire == W_BOL && !m->in_header && m->quote == Q_BOL &&
+		    (i += plain_lines(m, p + i, n - i, nul_free)) == n)
+			break;
 		if (m->wire == W_BOL && p[i] != '.')
 			m->wire = W_TEXT;	/* no dot: one run for the line */
 		if (m->wire == W_TEXT && (run = plain_run(p + i, n - i)) > 0) {

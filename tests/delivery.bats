@@ -160,8 +160,52 @@ replied() {
 	done
 	run -0 python3 "$HELPER" check "$SPOOL/jones" 40 5
 	[ "${lines[-1]}" = "200 messages, 0 problems" ]
-	run ls -A "$SPOOL"
+	run spool_ls "$SPOOL"
 	[ "$output" = jones ]
+}
+
+@test "20 concurrent sessions to two lists naming the same mailboxes in opposite orders: no deadlock, every message in both" {
+	printf '%s\n' "ab: smith, jones" "ba: jones, smith" >>"$TABLE"
+	pids=()
+	for i in $(seq 20); do
+		list=ab
+		[ $((i % 2)) = 0 ] && list=ba
+		args=("HELO client.example")
+		for j in 1 2 3; do
+			args+=("MAIL FROM:<sender@example.org>" "RCPT TO:<$list>" \
+			    DATA "Subject: $i.$j" "" "to $list" .)
+		done
+		printf '%s\r\n' "${args[@]}" QUIT >"$BATS_TEST_TMPDIR/in.$i"
+		timeout 100 "$SMTPD" "${OPTS[@]}" <"$BATS_TEST_TMPDIR/in.$i" \
+		    >"$BATS_TEST_TMPDIR/out.$i" 2>"$BATS_TEST_TMPDIR/log.$i" 3>&- &
+		pids+=($!)
+		started $!
+	done
+	for i in $(seq 20); do
+		wait_ok "${pids[i - 1]}" "session $i"
+		run grep -c '^250 2.0.0 Delivered' "$BATS_TEST_TMPDIR/out.$i"
+		[ "$output" = 3 ] || { echo "session $i:"; cat "$BATS_TEST_TMPDIR/out.$i"; false; }
+	done
+	[ "$(count_messages smith)" = 60 ]
+	[ "$(count_messages jones)" = 60 ]
+	[ "$(subjects "$SPOOL/smith" | sort)" = "$(subjects "$SPOOL/jones" | sort)" ]
+	run spool_ls "$SPOOL"
+	[ "$output" = "$(printf '%s\n' jones smith)" ]
+}
+
+@test "the delivery queue is an empty file of mode 0600; a symbolic link or a directory in its place is left alone, and mail still goes" {
+	deliver_subjects one
+	[ "$(stat -c '%F %a %s' "$SPOOL/.smtpd-queue")" = "regular empty file 600 0" ]
+	rm "$SPOOL/.smtpd-queue"
+	ln -s "$BATS_TEST_TMPDIR/elsewhere" "$SPOOL/.smtpd-queue"
+	deliver_subjects two
+	[ ! -e "$BATS_TEST_TMPDIR/elsewhere" ]
+	[ -L "$SPOOL/.smtpd-queue" ]
+	rm "$SPOOL/.smtpd-queue"
+	mkdir "$SPOOL/.smtpd-queue"
+	deliver_subjects three
+	[ -d "$SPOOL/.smtpd-queue" ]
+	[ "$(subjects "$SPOOL/jones")" = "$(printf '%s\n' one two three)" ]
 }
 
 @test "disk full: a message that fits the first mailbox but not the second gets 452, and both are byte-identical to before" {
@@ -187,7 +231,7 @@ replied() {
 	grep -q 'smith: cannot write' "$LOG"
 	cmp "$BATS_TEST_TMPDIR/jones.before" "$SPOOL/jones"
 	cmp "$BATS_TEST_TMPDIR/smith.before" "$SPOOL/smith"
-	run ls -A "$SPOOL"
+	run spool_ls "$SPOOL"
 	[ "$output" = "$(printf '%s\n' jones smith)" ]
 	# nothing was left locked or taken: a small one still goes to both
 	run -0 smtp "HELO client.example" "MAIL FROM:<sender@example.org>" \
@@ -209,7 +253,7 @@ replied() {
 	[ "$(codes)" = "220 250 250 250 354 452 221" ]
 	[ "${lines[5]}" = "$NO_SPACE" ]
 	cmp "$BATS_TEST_TMPDIR/jones.before" "$SPOOL/jones"
-	run ls -A "$SPOOL"
+	run spool_ls "$SPOOL"
 	[ "$output" = "$(printf '%s\n' filler jones)" ]
 }
 
@@ -228,7 +272,7 @@ replied() {
 	exec {TO}>&-
 	run ! grep '^250 2.0.0 Delivered' "$OUT"
 	cmp "$BATS_TEST_TMPDIR/jones.before" "$SPOOL/jones"
-	run ls -A "$SPOOL"
+	run spool_ls "$SPOOL"
 	[ "$output" = jones ]
 	run ls -A "$BATS_TEST_TMPDIR/tmp"	# the spool file was unlinked at once
 	[ "$output" = "" ]
@@ -486,7 +530,7 @@ replied() {
 	[ ! -e "$SPOOL/smith" ]
 	[ "$(cat "$SPOOL/jones.lock")" = 0 ]
 	[ "$(cat "$SPOOL/smith.lock")" = "$alive $(uname -n)" ]
-	run ls -A "$SPOOL"
+	run spool_ls "$SPOOL"
 	[ "$output" = "$(printf '%s\n' jones jones.lock smith.lock)" ]
 }
 
@@ -528,9 +572,10 @@ replied() {
 	run -0 smtp "${cmds[@]}" QUIT
 	[ "${lines[-2]:0:24}" = "250 2.0.0 Delivered, id " ]
 	diff -u <(echo "$before" | grep -v "^$SPOOL d ") \
-	    <(listing | grep -v -e "^$SPOOL d " -e "^$SPOOL/jones ")
+	    <(listing | grep -v -e "^$SPOOL d " -e "^$SPOOL/jones " \
+	    -e "^$SPOOL/.smtpd-queue ")
 	diff -u <({ echo "$before" | cut -d' ' -f1; echo "$SPOOL/jones"; } | sort) \
-	    <(listing | cut -d' ' -f1 | sort)
+	    <(listing | cut -d' ' -f1 | grep -vx "$SPOOL/.smtpd-queue" | sort)
 }
 
 @test "real readers (formail, s-nail) see every message, From lines in bodies included" {
@@ -631,7 +676,7 @@ replied() {
 	    "Hello." . QUIT
 	[ "${lines[6]}" = "$REFUSED" ]
 	cmp "$BATS_TEST_TMPDIR/jones.before" "$SPOOL/jones"
-	run ls -A "$SPOOL"
+	run spool_ls "$SPOOL"
 	[ "$output" = "$(printf '%s\n' jones smith)" ]
 	run ls -A "$SPOOL/smith"
 	[ "$output" = "" ]
@@ -644,7 +689,7 @@ replied() {
 	    "RCPT TO:<brown>" "RCPT TO:<smith>" DATA "Subject: both" "" \
 	    "Hello." . QUIT
 	[ "${lines[6]}" = "$REFUSED" ]
-	run ls -A "$SPOOL"
+	run spool_ls "$SPOOL"
 	[ "$output" = smith ]
 	[ "$(cat "$SPOOL/smith")" = precious ]
 }
@@ -671,6 +716,6 @@ replied() {
 	[ "$seen_jones" -gt "$old" ]
 	# ...which were taken back
 	cmp "$BATS_TEST_TMPDIR/jones.before" "$SPOOL/jones"
-	run ls -A "$SPOOL"
+	run spool_ls "$SPOOL"
 	[ "$output" = jones ]
 }

@@ -55,6 +55,11 @@ count_messages() {
 
 # The message as the mailbox holds it: what follows smtpd's own From_
 # line, Return-Path: and Received: (with its folded lines).
+# The spool's files but smtpd's delivery queue (an empty file of locks).
+spool_ls() {
+	ls -A "$1" | grep -vxF .smtpd-queue
+}
+
 stored() {
 	awk 'NR == 1 || (NR == 2 && /^Return-Path:/) { next }
 	NR == 3 && /^Received:/ { rec = 1; next }

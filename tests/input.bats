@@ -144,7 +144,7 @@ smuggle() {	# the bytes of the fake end of data
 	run -0 smtp_raw < <(smuggle '\n.\n')
 	[ "$(codes)" = "220 250 250 250 354 554 221" ]
 	[ "${lines[5]:0:10}" = "554 5.6.0 " ]
-	run ls -A "$SPOOL"
+	run spool_ls "$SPOOL"
 	[ "$output" = "" ]
 }
 
@@ -152,7 +152,7 @@ smuggle() {	# the bytes of the fake end of data
 	run -0 smtp_raw < <(smuggle '\r\n.\n')
 	[ "$(codes)" = "220 250 250 250 354 554 221" ]
 	[ "${lines[5]:0:10}" = "554 5.6.0 " ]
-	run ls -A "$SPOOL"
+	run spool_ls "$SPOOL"
 	[ "$output" = "" ]
 }
 
@@ -160,7 +160,7 @@ smuggle() {	# the bytes of the fake end of data
 	run -0 smtp_raw < <(smuggle '\n.\r\n')
 	[ "$(codes)" = "220 250 250 250 354 554 221" ]
 	[ "${lines[5]:0:10}" = "554 5.6.0 " ]
-	run ls -A "$SPOOL"
+	run spool_ls "$SPOOL"
 	[ "$output" = "" ]
 }
 
@@ -168,7 +168,7 @@ smuggle() {	# the bytes of the fake end of data
 	run -0 smtp_raw < <(smuggle '\r.\r')
 	[ "$(codes)" = "220 250 250 250 354 554 221" ]
 	[ "${lines[5]:0:10}" = "554 5.6.0 " ]
-	run ls -A "$SPOOL"
+	run spool_ls "$SPOOL"
 	[ "$output" = "" ]
 }
 
@@ -290,7 +290,7 @@ SIZED=("Subject: sized" "" "..stuffed" "body")
 	[ "$(codes)" = "220 250 250 250 354 421" ]
 	[ "${lines[5]}" = "421 4.4.2 mx.example timeout" ]
 	[ "$elapsed" -lt 3000 ]
-	run ls -A "$SPOOL"
+	run spool_ls "$SPOOL"
 	[ "$output" = "" ]
 }
 
@@ -323,14 +323,14 @@ SIZED=("Subject: sized" "" "..stuffed" "body")
 	[ "$status" -eq 0 ]
 	[ "$(codes)" = "220 250 250 250 354 421" ]
 	[ "${lines[5]}" = "421 4.4.2 mx.example timeout" ]
-	run ls -A "$SPOOL"
+	run spool_ls "$SPOOL"
 	[ "$output" = "" ]
 }
 
 @test "end of input in the middle of DATA delivers nothing and exits 0 quietly" {
 	run -0 smtp "${TRANSACTION[@]}" "Subject: cut" "" "half of it"
 	[ "$(codes)" = "220 250 250 250 354" ]
-	run ls -A "$SPOOL"
+	run spool_ls "$SPOOL"
 	[ "$output" = "" ]
 }
 
@@ -422,7 +422,7 @@ terminate() {
 	run tr -d '\r' <"$OUT"
 	[ "$(codes)" = "220 250 250 250 354 421" ]
 	[ "${lines[5]}" = "421 4.3.2 mx.example shutting down" ]
-	run ls -A "$SPOOL"
+	run spool_ls "$SPOOL"
 	[ "$output" = "" ]
 }
 

@@ -308,7 +308,7 @@ REFUSED="451 4.3.0 Local error in processing: mailbox unavailable"
 	[ "${lines[5]}" = "$REFUSED" ]
 	[ "$(cat "$BATS_TEST_TMPDIR/outside")" = precious ]
 	[ "$(readlink "$SPOOL/jones")" = "$BATS_TEST_TMPDIR/outside" ]
-	run ls -A "$SPOOL"
+	run spool_ls "$SPOOL"
 	[ "$output" = jones ]
 }
 
@@ -327,7 +327,7 @@ REFUSED="451 4.3.0 Local error in processing: mailbox unavailable"
 	[ -d "$SPOOL/jones" ]
 	run ls -A "$SPOOL/jones"
 	[ "$output" = "" ]
-	run ls -A "$SPOOL"
+	run spool_ls "$SPOOL"
 	[ "$output" = jones ]
 }
 
@@ -336,7 +336,7 @@ REFUSED="451 4.3.0 Local error in processing: mailbox unavailable"
 	run -0 smtp "${TRANSACTION[@]}" "Subject: fifo" "" "Hello." . QUIT
 	[ "${lines[5]}" = "$REFUSED" ]
 	[ -p "$SPOOL/jones" ]
-	run ls -A "$SPOOL"
+	run spool_ls "$SPOOL"
 	[ "$output" = jones ]
 }
 
@@ -369,6 +369,51 @@ REFUSED="451 4.3.0 Local error in processing: mailbox unavailable"
 	    printf '.\r\nQUIT\r\n')
 	[ "${lines[5]:0:24}" = "250 2.0.0 Delivered, id " ]
 	cmp <(cat "$sent"; echo) <(stored "$SPOOL/jones")
+}
+
+# A message over 64 KiB goes to a spool file first, and from there into
+# the mailbox: copied inside the kernel when both are on one file system,
+# read and written when they are not (or the copy is refused).
+big_after_old() {
+	local sent="$BATS_TEST_TMPDIR/sent" before
+	awk 'BEGIN {
+		print "Subject: big"; print ""
+		for (i = 1; i <= 3000; i++) {
+			if (i % 11 == 0) printf "From line %d\n", i
+			else if (i % 7 == 0) printf ".dot line %d\n", i
+			else printf "line %d: the quick brown fox jumps over the dog\n", i
+		}
+	}' >"$sent"
+	deliver "Subject: first" "" "The old message."
+	before=$(cat "$SPOOL/jones"; echo x)
+	run -0 smtp_raw < <(printf '%s\r\n' "${TRANSACTION[@]}"
+	    sed -e 's/^\./../' -e 's/$/\r/' "$sent"
+	    printf '.\r\nQUIT\r\n')
+	[ "${lines[5]:0:24}" = "250 2.0.0 Delivered, id " ]
+	[ "$(count_messages jones)" = 2 ]
+	# the old message is as it was, the new one follows it whole
+	[ "$(head -c $((${#before} - 1)) "$SPOOL/jones"; echo x)" = "$before" ]
+	cmp <(sed 's/^From line/>From line/' "$sent"; echo) \
+	    <(tail -c +$((${#before})) "$SPOOL/jones" | stored /dev/stdin)
+}
+
+@test "a message over 64 KiB after an old one: spool file on the mailbox's file system" {
+	big_after_old
+}
+
+@test "a message over 64 KiB after an old one: spool file on another file system" {
+	[ -d /dev/shm ] && [ "$(stat -f -c %T /dev/shm)" != "$(stat -f -c %T "$SPOOL")" ] ||
+	    skip "no second file system type at /dev/shm"
+	TMPDIR=$(mktemp -d /dev/shm/smtpd-test.XXXXXX)
+	echo "$TMPDIR" >"$BATS_TEST_TMPDIR/shm"
+	big_after_old
+	rmdir "$TMPDIR"
+}
+
+teardown() {
+	if [ -f "$BATS_TEST_TMPDIR/shm" ]; then
+		rm -rf "$(cat "$BATS_TEST_TMPDIR/shm")"
+	fi
 }
 
 @test "a message to two recipients is identical in both mailboxes" {
