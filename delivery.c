@@ -537,9 +537,12 @@ queue_take(off_t byte, const struct timespec *until)
 	}
 	memset(&it, 0, sizeof it);
 	it.it_value.tv_sec = left.tv_sec;
-	it.it_value.tv_usec = left.tv_nsec / 1000 + (left.tv_sec == 0);
+	it.it_value.tv_usec = left.tv_nsec / 1000;
+	if (it.it_value.tv_sec == 0 && it.it_value.tv_usec == 0)
+		it.it_value.tv_usec = 1;
 	it.it_interval.tv_usec = QUEUE_TICK_US;
-	(void)setitimer(ITIMER_REAL, &it, NULL);
+	if (setitimer(ITIMER_REAL, &it, NULL) == -1)
+		return -1;	/* no waiting without a bound */
 	while ((r = fcntl(queue_fd, F_SETLKW, &fl)) == -1 && errno == EINTR &&
 	    !past(until))
 		;
@@ -637,7 +640,7 @@ copy_spool(struct mailbox *mb, const struct message *m)
 	off_t in = 0, end;
 	struct stat st;
 	ssize_t n = -1;
-	int fl;
+	int fl, e = 0;
 
 	if (fstat(mb->fd, &st) == 0 && (fl = fcntl(mb->fd, F_GETFL)) != -1 &&
 	    fcntl(mb->fd, F_SETFL, fl & ~O_APPEND) == 0) {
@@ -646,10 +649,14 @@ copy_spool(struct mailbox *mb, const struct message *m)
 		    mb->fd, &end, (size_t)(m->spooled - in), 0)) > 0 ||
 		    (n == -1 && errno == EINTR)))
 			;
-		if (fcntl(mb->fd, F_SETFL, fl) == -1 || n == 0 ||
-		    (n == -1 && errno != EXDEV && errno != ENOSYS &&
-		    errno != EINVAL && errno != EOPNOTSUPP && errno != EBADF))
+		e = n == 0 ? EIO : n == -1 ? errno : 0;	/* 0 read: cut short */
+		if (fcntl(mb->fd, F_SETFL, fl) == -1)
 			return -1;
+		if (e == EIO || (e != 0 && e != EXDEV && e != ENOSYS &&
+		    e != EINVAL && e != EOPNOTSUPP && e != EBADF)) {
+			errno = e;
+			return -1;
+		}
 	}
 	for (; in < m->spooled; in += n) {
 		n = pread(m->fd, copybuf, sizeof copybuf, in);
