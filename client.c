@@ -85,6 +85,18 @@ client_open(int in, int out)
 	ipos = ilen = olen = 0;
 }
 
+/* This process's id, asked of the kernel once: the log, locks and ids
+ * all name it. */
+pid_t
+self_pid(void)
+{
+	static pid_t pid;
+
+	if (pid == 0)
+		pid = getpid();
+	return pid;
+}
+
 /*
  * One line to the log: syslog, facility mail (SPEC 9), or standard error
  * with -e or at a terminal.  Standard error is never written otherwise:
@@ -93,7 +105,6 @@ client_open(int in, int out)
 void
 log_msg(int prio, const char *fmt, ...)
 {
-	static pid_t pid;
 	char line[1024];
 	va_list ap;
 	int n, save = errno;
@@ -105,9 +116,7 @@ log_msg(int prio, const char *fmt, ...)
 		errno = save;
 		return;
 	}
-	if (pid == 0)
-		pid = getpid();
-	n = snprintf(line, sizeof line, "smtpd[%ld]: ", (long)pid);
+	n = snprintf(line, sizeof line, "smtpd[%ld]: ", (long)self_pid());
 	n += vsnprintf(line + n, sizeof line - n - 1, fmt, ap);
 	va_end(ap);
 	if (n > (int)sizeof line - 2)
@@ -265,33 +274,11 @@ wait_fd(int fd, int writing, const struct timespec *until)
 }
 
 /*
- * One write of what is queued.  To a socket it is a send() that cannot
- * block, so that the wait (and its deadline) is paid only when the
- * client is not reading; anything else is waited for first.
+ * Send what is queued: before each wait for the client, and at the end.
+ * To a socket it goes by send() that cannot block, so that the wait (and
+ * its deadline) is paid only when the client is not reading; anything
+ * else (a pipe, a terminal) is waited for before each write().
  */
-static ssize_t
-put(const char *p, size_t n, const struct timespec *until)
-{
-	ssize_t k;
-
-	if (out_sock) {
-		k = send(out_fd, p, n, MSG_DONTWAIT | MSG_NOSIGNAL);
-		if (k != -1 || (errno != EAGAIN && errno != EWOULDBLOCK &&
-		    errno != ENOTSOCK))
-			return k;
-		if (errno == ENOTSOCK)
-			out_sock = 0;
-		else if (wait_fd(out_fd, 1, until) != 0)
-			return -2;
-		errno = EINTR;		/* try again */
-		return -1;
-	}
-	if (wait_fd(out_fd, 1, until) != 0)
-		return -2;
-	return write(out_fd, p, n);
-}
-
-/* Send what is queued: before each wait for the client, and at the end. */
 int
 client_flush(void)
 {
@@ -303,12 +290,22 @@ client_flush(void)
 		return 0;
 	deadline_set(&until, conf.timeout);
 	while (off < olen) {
-		n = put(obuf + off, olen - off, &until);
-		if (n == -1 && (errno == EINTR || errno == EAGAIN))
-			continue;
-		if (n <= 0)
+		if (out_sock)
+			n = send(out_fd, obuf + off, olen - off,
+			    MSG_DONTWAIT | MSG_NOSIGNAL);
+		else if (wait_fd(out_fd, 1, &until) == 0)
+			n = write(out_fd, obuf + off, olen - off);
+		else
 			return -1;
-		off += n;
+		if (n > 0)
+			off += n;
+		else if (n == -1 && errno == ENOTSOCK && out_sock)
+			out_sock = 0;
+		else if (n == -1 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+			if (wait_fd(out_fd, 1, &until) != 0)
+				return -1;
+		} else if (n != -1 || errno != EINTR)
+			return -1;
 	}
 	olen = 0;
 	return 0;

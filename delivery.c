@@ -66,7 +66,6 @@ static struct mailbox	 boxes[MAX_TARGETS];
 static char		 copybuf[65536];
 static char		 lockhost[256];
 static unsigned		 seed;
-static pid_t		 mypid;
 
 /*
  * SPEC 4: a local part that names a mailbox must stay in the spool: no
@@ -231,7 +230,15 @@ static int
 tmp_name(char *buf, size_t size, size_t i)
 {
 	return (size_t)snprintf(buf, size, "%s/.lk.%.64s.%ld.%zu", conf.spool,
-	    lockhost, (long)mypid, i) < size ? 0 : -1;
+	    lockhost, (long)self_pid(), i) < size ? 0 : -1;
+}
+
+/* The mailbox's dot-lock, <mailbox>.lock. */
+static int
+lock_name(char *buf, size_t size, const struct mailbox *mb)
+{
+	return (size_t)snprintf(buf, size, "%s.lock", mb->path) < size ? 0 :
+	    -1;
 }
 
 /*
@@ -261,7 +268,7 @@ dotlock_prepare(struct mailbox *mb, size_t i, char *why, size_t size)
 		mb->lockfd = open(tmp, O_RDWR | O_CREAT | O_EXCL |
 		    O_NOFOLLOW | O_CLOEXEC, 0644);	/* a dead one's */
 	mb->tmp_made = mb->lockfd != -1;
-	n = snprintf(text, sizeof text, "%ld %s\n", (long)mypid, lockhost);
+	n = snprintf(text, sizeof text, "%ld %s\n", (long)self_pid(), lockhost);
 	if (mb->lockfd == -1 || write(mb->lockfd, text, n) != n) {
 		if (mb->lockfd != -1 && errno == 0)
 			errno = ENOSPC;	/* a short write */
@@ -281,8 +288,8 @@ dotlock(struct mailbox *mb, size_t i, const struct timespec *until,
 	unsigned attempt;
 	int got, r;
 
-	if (tmp_name(tmp, sizeof tmp, i) == -1 || (size_t)snprintf(lock,
-	    sizeof lock, "%s.lock", mb->path) >= sizeof lock) {
+	if (tmp_name(tmp, sizeof tmp, i) == -1 ||
+	    lock_name(lock, sizeof lock, mb) == -1) {
 		errno = ENAMETOOLONG;	/* dotlock_prepare() saw to it */
 		say(why, size, "cannot lock", mb);
 		return DELIVERY_TEMP;
@@ -370,18 +377,29 @@ open_mailbox(struct mailbox *mb, char *why, size_t size)
 	return DELIVERY_OK;
 }
 
+/* An fcntl() lock of type on len bytes from start (0: to the end). */
+static int
+range_lock(int fd, int cmd, short type, off_t start, off_t len)
+{
+	struct flock fl;
+
+	memset(&fl, 0, sizeof fl);
+	fl.l_type = type;
+	fl.l_whence = SEEK_SET;
+	fl.l_start = start;
+	fl.l_len = len;
+	return fcntl(fd, cmd, &fl);
+}
+
 /* fcntl() and flock(): on Linux they do not see each other (SPEC 8). */
 static enum delivery_status
 lock_fd(struct mailbox *mb, const struct timespec *until, char *why,
     size_t size)
 {
-	struct flock fl;
 	unsigned attempt;
 
-	memset(&fl, 0, sizeof fl);
-	fl.l_type = F_WRLCK;
-	fl.l_whence = SEEK_SET;
-	for (attempt = 0; fcntl(mb->fd, F_SETLK, &fl) == -1; attempt++) {
+	for (attempt = 0; range_lock(mb->fd, F_SETLK, F_WRLCK, 0, 0) == -1;
+	    attempt++) {
 		if ((errno != EAGAIN && errno != EACCES) || past(until)) {
 			say(why, size, "cannot take the fcntl lock", mb);
 			return DELIVERY_TEMP;
@@ -427,7 +445,7 @@ note_size(struct mailbox *mb, const struct leftover *lo, char *why,
 	}
 	mb->oldsize = st.st_size;
 	mb->atime = st.st_atim;
-	n = snprintf(text, sizeof text, "%ld %s %lld %llu\n", (long)mypid,
+	n = snprintf(text, sizeof text, "%ld %s %lld %llu\n", (long)self_pid(),
 	    lockhost, (long long)st.st_size, (unsigned long long)st.st_ino);
 	errno = ENOSPC;		/* what a short write means */
 	if (pwrite(mb->lockfd, text, n, 0) != n) {
@@ -513,18 +531,12 @@ static int
 queue_take(off_t byte, const struct timespec *until)
 {
 	static int handler_set;
-	struct flock fl;
 	struct itimerval it;
 	struct timespec left;
 	struct sigaction sa;
 	int r;
 
-	memset(&fl, 0, sizeof fl);
-	fl.l_type = F_WRLCK;
-	fl.l_whence = SEEK_SET;
-	fl.l_start = byte;
-	fl.l_len = 1;
-	if (fcntl(queue_fd, F_SETLK, &fl) == 0)
+	if (range_lock(queue_fd, F_SETLK, F_WRLCK, byte, 1) == 0)
 		return 0;
 	if ((errno != EAGAIN && errno != EACCES) ||
 	    deadline_left(until, &left) == -1)
@@ -544,8 +556,8 @@ queue_take(off_t byte, const struct timespec *until)
 	it.it_interval.tv_usec = QUEUE_TICK_US;
 	if (setitimer(ITIMER_REAL, &it, NULL) == -1)
 		return -1;	/* no waiting without a bound */
-	while ((r = fcntl(queue_fd, F_SETLKW, &fl)) == -1 && errno == EINTR &&
-	    !past(until))
+	while ((r = range_lock(queue_fd, F_SETLKW, F_WRLCK, byte, 1)) == -1 &&
+	    errno == EINTR && !past(until))
 		;
 	memset(&it, 0, sizeof it);
 	(void)setitimer(ITIMER_REAL, &it, NULL);
@@ -581,14 +593,8 @@ queue_enter(size_t n, const struct timespec *until)
 static void
 queue_leave(void)
 {
-	struct flock fl;
-
-	if (queue_fd == -1)
-		return;
-	memset(&fl, 0, sizeof fl);
-	fl.l_type = F_UNLCK;
-	fl.l_whence = SEEK_SET;
-	(void)fcntl(queue_fd, F_SETLK, &fl);
+	if (queue_fd != -1)
+		(void)range_lock(queue_fd, F_SETLK, F_UNLCK, 0, 0);
 }
 
 /* write() all of iov[0..n), across short writes. */
@@ -749,8 +755,8 @@ release(size_t n)
 		if (boxes[i].lockfd != -1)
 			(void)close(boxes[i].lockfd);
 		if (boxes[i].dotlocked &&
-		    (size_t)snprintf(lock, sizeof lock, "%s.lock",
-		    boxes[i].path) < sizeof lock && unlink(lock) == -1)
+		    lock_name(lock, sizeof lock, &boxes[i]) == 0 &&
+		    unlink(lock) == -1)
 			log_msg(LOG_ERR, "%s: cannot remove: %m", lock);
 		if (boxes[i].fd != -1)
 			(void)close(boxes[i].fd);
@@ -805,8 +811,7 @@ collect(const struct target *t, size_t nt)
 	size_t i, n = 0;
 
 	if (seed == 0) {
-		mypid = getpid();
-		seed = (unsigned)mypid ^ (unsigned)time(NULL);
+		seed = (unsigned)self_pid() ^ (unsigned)time(NULL);
 		if (gethostname(lockhost, sizeof lockhost - 1) == -1)
 			(void)snprintf(lockhost, sizeof lockhost, "localhost");
 	}

@@ -766,7 +766,7 @@ make_id(struct session *s, time_t now)
 
 	p = base36(p, (unsigned long long)now);
 	*p++ = '-';
-	p = base36(p, (unsigned long long)getpid());
+	p = base36(p, (unsigned long long)self_pid());
 	*p++ = '-';
 	p = base36(p, s->nmessages + 1);
 	*p = '\0';
@@ -842,6 +842,18 @@ log_transaction(struct session *s, const char *fmt, ...)
 			"in your mailbox]"
 
 /*
+ * A message that could not be delivered: the reply (fmt, with at most
+ * one %s for what), and the log line naming the same code and why.
+ */
+static void
+message_failed(struct session *s, const char *fmt, const char *what,
+    const char *why)
+{
+	reply(s, fmt, what);
+	log_transaction(s, "failed: %.3s %s", fmt, why);
+}
+
+/*
  * SPEC 7: the message to the recipients' terminals, each after a banner
  * naming the sender and the time.  A SOML recipient reached there needs
  * no mailbox copy.  Returns how many were not reached; who, unless
@@ -886,8 +898,7 @@ send_to_terminals(struct session *s)
 		log_transaction(s, "sent to terminal");
 		return;
 	}
-	reply(s, REPLY_NOT_SENT, who);
-	log_transaction(s, "failed: 451 not at a terminal");
+	message_failed(s, REPLY_NOT_SENT, who, "not at a terminal");
 }
 
 /* The message is read: refuse it, or deliver it and say so. */
@@ -912,12 +923,10 @@ finish_message(struct session *s)
 		log_transaction(s, "refused: 552 too big");
 		return;
 	case MSG_IO:
-		errno = s->msg.io_errno;
-		reply(s, errno == ENOSPC ? REPLY_NO_SPACE : REPLY_LOCAL,
-		    "cannot spool the message");
-		log_transaction(s, "failed: %.3s cannot spool the message: %s",
-		    errno == ENOSPC ? REPLY_NO_SPACE : REPLY_LOCAL,
-		    strerror(errno));
+		(void)snprintf(why, sizeof why, "cannot spool the message: %s",
+		    strerror(s->msg.io_errno));
+		message_failed(s, s->msg.io_errno == ENOSPC ? REPLY_NO_SPACE :
+		    REPLY_LOCAL, "cannot spool the message", why);
 		return;
 	default:
 		reply(s, "%s", refusals[s->msg.error]);
@@ -925,8 +934,8 @@ finish_message(struct session *s)
 		return;
 	}
 	if ((len = envelope_header(s, head, sizeof head, now)) == 0) {
-		reply(s, REPLY_LOCAL, "header too long");
-		log_transaction(s, "failed: 451 header too long");
+		message_failed(s, REPLY_LOCAL, "header too long",
+		    "header too long");
 		return;
 	}
 	if (s->mode == MODE_SEND) {
@@ -944,17 +953,15 @@ finish_message(struct session *s)
 		log_transaction(s, "delivered");
 		return;
 	case DELIVERY_NO_SPACE:
-		reply(s, REPLY_NO_SPACE);
-		log_transaction(s, "failed: 452 %s", why);
+		message_failed(s, REPLY_NO_SPACE, "", why);
 		return;
 	case DELIVERY_TEMP:
-		reply(s, REPLY_LOCAL, "mailbox unavailable");
-		break;
+		message_failed(s, REPLY_LOCAL, "mailbox unavailable", why);
+		return;
 	case DELIVERY_FORWARD:
-		reply(s, REPLY_LOCAL, "forwarding failed");
-		break;
+		message_failed(s, REPLY_LOCAL, "forwarding failed", why);
+		return;
 	}
-	log_transaction(s, "failed: 451 %s", why);
 }
 
 /* RFC 5321 4.1.1.4 */

@@ -183,6 +183,7 @@ int	client_read_data(struct message *);
 int	client_write(const char *, size_t);
 int	client_flush(void);
 void	log_msg(int, const char *, ...) PRINTFLIKE(2, 3);
+pid_t	self_pid(void);
 void	sanitize(char *);
 int	utf8_clean(const char *);
 size_t	utf8_char(const unsigned char *, unsigned *);

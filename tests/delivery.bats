@@ -126,6 +126,39 @@ replied() {
 	grep -q "^$1" "$OUT"
 }
 
+# smtpd_bg SECONDS INPUT NAME: an smtpd in the background reading INPUT,
+# its replies in NAME.out and its log in NAME.log (in $BATS_TEST_TMPDIR),
+# ended after SECONDS at most; its pid in $PID, noted for teardown.
+smtpd_bg() {
+	timeout "$1" "$SMTPD" "${OPTS[@]}" <"$2" >"$BATS_TEST_TMPDIR/$3.out" \
+	    2>"$BATS_TEST_TMPDIR/$3.log" 3>&- &
+	PID=$!
+	started "$PID"
+}
+
+# delivered_in NAME N: NAME.out holds N replies `250 ... Delivered'
+# (and is shown when it does not).
+delivered_in() {
+	[ "$(grep -c '^250 2.0.0 Delivered' "$BATS_TEST_TMPDIR/$1.out")" = "$2" ] ||
+	    { echo "session $1:"; cat "$BATS_TEST_TMPDIR/$1.out"; false; }
+}
+
+# dead_lock [WORD...]: jones's dot-lock as a process of this host that is
+# gone left it: its pid and the host, then the WORDs (smtpd's: the
+# mailbox's size and inode).
+dead_lock() {
+	printf '%s\n' "$(sh -c 'echo $$') $(uname -n)${*:+ $*}" \
+	    >"$SPOOL/jones.lock"
+}
+
+# jones's dot-lock made immutable, so that no smtpd can remove it until
+# the test (or teardown) lets it go; skips where that cannot be done.
+immutable_lock() {
+	run python3 "$HELPER" immutable "$SPOOL/jones.lock" on
+	[ "$status" = 0 ] || skip "cannot make a file immutable here: $output"
+	echo "$SPOOL/jones.lock" >"$BATS_TEST_TMPDIR/immutable"
+}
+
 @test "40 concurrent sessions of 5 messages to one mailbox, a reader taking the locks meanwhile: every message once, whole, in its session's order" {
 	python3 "$HELPER" gen "$BATS_TEST_TMPDIR" 40 5 2024
 	: >"$SPOOL/jones"
@@ -142,10 +175,8 @@ replied() {
 	wait_for 30 test -e "$ready"	# the sessions start while it holds them
 	pids=()
 	for i in $(seq 40); do
-		timeout 120 "$SMTPD" "${OPTS[@]}" <"$BATS_TEST_TMPDIR/session.$i" \
-		    >"$BATS_TEST_TMPDIR/out.$i" 2>"$BATS_TEST_TMPDIR/log.$i" 3>&- &
-		pids+=($!)
-		started $!
+		smtpd_bg 120 "$BATS_TEST_TMPDIR/session.$i" "$i"
+		pids+=("$PID")
 	done
 	for i in $(seq 40); do
 		wait_ok "${pids[i - 1]}" "session $i"
@@ -155,8 +186,7 @@ replied() {
 	cat "$BATS_TEST_TMPDIR/reader.log"
 	[ "$(grep -c ' ok$' "$BATS_TEST_TMPDIR/reader.log")" = 12 ]
 	for i in $(seq 40); do
-		run grep -c '^250 2.0.0 Delivered' "$BATS_TEST_TMPDIR/out.$i"
-		[ "$output" = 5 ] || { echo "session $i:"; cat "$BATS_TEST_TMPDIR/out.$i"; false; }
+		delivered_in "$i" 5
 	done
 	run -0 python3 "$HELPER" check "$SPOOL/jones" 40 5
 	[ "${lines[-1]}" = "200 messages, 0 problems" ]
@@ -176,15 +206,12 @@ replied() {
 			    DATA "Subject: $i.$j" "" "to $list" .)
 		done
 		printf '%s\r\n' "${args[@]}" QUIT >"$BATS_TEST_TMPDIR/in.$i"
-		timeout 100 "$SMTPD" "${OPTS[@]}" <"$BATS_TEST_TMPDIR/in.$i" \
-		    >"$BATS_TEST_TMPDIR/out.$i" 2>"$BATS_TEST_TMPDIR/log.$i" 3>&- &
-		pids+=($!)
-		started $!
+		smtpd_bg 100 "$BATS_TEST_TMPDIR/in.$i" "$i"
+		pids+=("$PID")
 	done
 	for i in $(seq 20); do
 		wait_ok "${pids[i - 1]}" "session $i"
-		run grep -c '^250 2.0.0 Delivered' "$BATS_TEST_TMPDIR/out.$i"
-		[ "$output" = 3 ] || { echo "session $i:"; cat "$BATS_TEST_TMPDIR/out.$i"; false; }
+		delivered_in "$i" 3
 	done
 	[ "$(count_messages smith)" = 60 ]
 	[ "$(count_messages jones)" = 60 ]
@@ -327,9 +354,7 @@ replied() {
 	    "Return-Path: <cut@example.org>" "Subject: cut short" "" \
 	    "half a li" | head -c -1 >>"$SPOOL/jones"
 	# what delivery.c records: pid, host, size before, inode
-	dead=$(sh -c 'echo $$')
-	printf '%s %s %s %s\n' "$dead" "$(uname -n)" "$old" \
-	    "$(stat -c %i "$SPOOL/jones")" >"$SPOOL/jones.lock"
+	dead_lock "$old" "$(stat -c %i "$SPOOL/jones")"
 	deliver_subjects "after"
 	[ ! -e "$SPOOL/jones.lock" ]
 	[ "$(subjects "$SPOOL/jones")" = "$(printf '%s\n' "old one" after)" ]
@@ -341,30 +366,23 @@ replied() {
 	[ "$(id -u)" = 0 ] || skip "making the lock immutable needs root"
 	deliver_subjects "old one"
 	# the dead writer recorded the mailbox's present size: nothing to cut
-	dead=$(sh -c 'echo $$')
-	printf '%s %s %s %s\n' "$dead" "$(uname -n)" \
-	    "$(stat -c %s "$SPOOL/jones")" "$(stat -c %i "$SPOOL/jones")" \
-	    >"$SPOOL/jones.lock"
+	dead_lock "$(stat -c %s "$SPOOL/jones")" "$(stat -c %i "$SPOOL/jones")"
 	# immutable for a moment, so that all five see it stale before any
 	# of them can break it (as happens when they come at the same time)
-	run python3 "$HELPER" immutable "$SPOOL/jones.lock" on
-	[ "$status" = 0 ] || skip "cannot make a file immutable here: $output"
-	echo "$SPOOL/jones.lock" >"$BATS_TEST_TMPDIR/immutable"
+	immutable_lock
 	pids=()
 	for i in 1 2 3 4 5; do
 		printf '%s\r\n' "${TRANSACTION[@]}" "Subject: message $i" "" \
 		    "Hello." . QUIT >"$BATS_TEST_TMPDIR/in.$i"
-		timeout 90 "$SMTPD" "${OPTS[@]}" <"$BATS_TEST_TMPDIR/in.$i" \
-		    >"$BATS_TEST_TMPDIR/out.$i" 2>"$BATS_TEST_TMPDIR/log.$i" 3>&- &
-		pids+=($!)
-		started $!
+		smtpd_bg 90 "$BATS_TEST_TMPDIR/in.$i" "$i"
+		pids+=("$PID")
 	done
 	sleep 1
 	python3 "$HELPER" immutable "$SPOOL/jones.lock" off
 	rm "$BATS_TEST_TMPDIR/immutable"
 	for i in 1 2 3 4 5; do
 		wait_ok "${pids[i - 1]}" "session $i"
-		grep -q '^250 2.0.0 Delivered' "$BATS_TEST_TMPDIR/out.$i"
+		delivered_in "$i" 1
 	done
 	[ ! -e "$SPOOL/jones.lock" ]
 	diff -u <(printf '%s\n' "message "{1..5} "old one") \
@@ -374,14 +392,9 @@ replied() {
 @test "a dead smtpd's dot-lock seen, then broken by another deliverer who appends: that message is kept" {
 	[ "$(id -u)" = 0 ] || skip "making the lock immutable needs root"
 	deliver_subjects "old one"
-	dead=$(sh -c 'echo $$')
-	printf '%s %s %s %s\n' "$dead" "$(uname -n)" \
-	    "$(stat -c %s "$SPOOL/jones")" "$(stat -c %i "$SPOOL/jones")" \
-	    >"$SPOOL/jones.lock"
+	dead_lock "$(stat -c %s "$SPOOL/jones")" "$(stat -c %i "$SPOOL/jones")"
 	# immutable, smtpd cannot remove it: it sees it stale, and retries
-	run python3 "$HELPER" immutable "$SPOOL/jones.lock" on
-	[ "$status" = 0 ] || skip "cannot make a file immutable here: $output"
-	echo "$SPOOL/jones.lock" >"$BATS_TEST_TMPDIR/immutable"
+	immutable_lock
 	start_session waiting
 	send "${TRANSACTION[@]}"
 	wait_for 10 replied 354
@@ -411,17 +424,15 @@ replied() {
 	cp -p "$SPOOL/jones" "$BATS_TEST_TMPDIR/jones.before"
 	old=$(stat -c %s "$SPOOL/jones")
 	first=$(($(grep -b -m 2 '^From ' "$SPOOL/jones" | tail -n 1 | cut -d: -f1) - 1))
-	dead=$(sh -c 'echo $$')
 	# a size recorded for some other file (the mailbox was replaced)
-	printf '%s %s %s %s\n' "$dead" "$(uname -n)" "$first" \
-	    "$(($(stat -c %i "$SPOOL/jones") + 1))" >"$SPOOL/jones.lock"
+	dead_lock "$first" "$(($(stat -c %i "$SPOOL/jones") + 1))"
 	deliver_subjects "third"
 	[ ! -e "$SPOOL/jones.lock" ]
 	cmp -n "$old" "$BATS_TEST_TMPDIR/jones.before" "$SPOOL/jones"
 	cp -p "$SPOOL/jones" "$BATS_TEST_TMPDIR/jones.before"
 	old=$(stat -c %s "$SPOOL/jones")
 	# another program's lock, pid and host only
-	printf '%s %s\n' "$dead" "$(uname -n)" >"$SPOOL/jones.lock"
+	dead_lock
 	deliver_subjects "fourth"
 	[ ! -e "$SPOOL/jones.lock" ]
 	cmp -n "$old" "$BATS_TEST_TMPDIR/jones.before" "$SPOOL/jones"
@@ -513,10 +524,8 @@ replied() {
 	    "RCPT TO:<smith>" DATA "Subject: never" "" "Hello." . QUIT \
 	    >"$BATS_TEST_TMPDIR/smith.in"
 	for who in jones smith; do
-		timeout 150 "$SMTPD" "${OPTS[@]}" <"$BATS_TEST_TMPDIR/$who.in" \
-		    >"$BATS_TEST_TMPDIR/$who.out" 2>"$BATS_TEST_TMPDIR/$who.log" 3>&- &
-		eval "pid_$who=\$!"
-		started $!
+		smtpd_bg 150 "$BATS_TEST_TMPDIR/$who.in" "$who"
+		eval "pid_$who=\$PID"
 	done
 	wait_ok "$pid_jones" "smtpd to jones"
 	wait_ok "$pid_smith" "smtpd to smith"

@@ -50,6 +50,16 @@ received_re() {
 	    "${3:+ for <$3>}; $RFC5322_DATE\$"
 }
 
+# received_is WITH [RCPT]: jones's last message came in `with WITH' and
+# its Received: header, unfolded, matches received_re for the id the 250
+# after the data gave (the reply before last of the last `run').
+received_is() {
+	local delivered=${lines[${#lines[@]}-2]}
+	[ "${delivered:0:24}" = "250 2.0.0 Delivered, id " ]
+	[[ "$(unfolded "$SPOOL/jones" | sed -n 3p)" =~ \
+	    $(received_re "$1" "${delivered#250 2.0.0 Delivered, id }" "${2:-}") ]]
+}
+
 # One message to jones, its lines given as arguments; the reply to the
 # data must say it was delivered.
 deliver() {
@@ -89,19 +99,13 @@ REFUSED="451 4.3.0 Local error in processing: mailbox unavailable"
 
 @test "Received: names the HELO, localhost, the host, version, id and the one recipient" {
 	deliver "Subject: trace" "" "Hello."
-	id=${lines[5]#250 2.0.0 Delivered, id }
-	received=$(unfolded "$SPOOL/jones" | sed -n 3p)
-	[[ "$received" =~ $(received_re SMTP "$id" jones) ]]
+	received_is SMTP jones
 }
 
 @test "Received: says ESMTP after EHLO" {
 	run -0 smtp "EHLO client.example" "MAIL FROM:<sender@example.org>" \
 	    "RCPT TO:<jones>" DATA "Subject: esmtp" "" "Hello." . QUIT
-	delivered=${lines[${#lines[@]}-2]}
-	[ "${delivered:0:24}" = "250 2.0.0 Delivered, id " ]
-	id=${delivered#250 2.0.0 Delivered, id }
-	received=$(unfolded "$SPOOL/jones" | sed -n 3p)
-	[[ "$received" =~ $(received_re ESMTP "$id" jones) ]]
+	received_is ESMTP jones
 }
 
 # RFC 6531 4.3: a transaction that used SMTPUTF8 is `with UTF8SMTP'.
@@ -109,21 +113,14 @@ REFUSED="451 4.3.0 Local error in processing: mailbox unavailable"
 	run -0 smtp "EHLO client.example" \
 	    "MAIL FROM:<sÃ©nder@example.org> SMTPUTF8" \
 	    "RCPT TO:<jones>" DATA "Subject: utf8" "" "Hello." . QUIT
-	delivered=${lines[${#lines[@]}-2]}
-	[ "${delivered:0:24}" = "250 2.0.0 Delivered, id " ]
-	id=${delivered#250 2.0.0 Delivered, id }
-	received=$(unfolded "$SPOOL/jones" | sed -n 3p)
-	[[ "$received" =~ $(received_re UTF8SMTP "$id" jones) ]]
+	received_is UTF8SMTP jones
 }
 
 @test "Received: names no recipient when two RCPTs were accepted" {
 	run -0 smtp "HELO client.example" "MAIL FROM:<sender@example.org>" \
 	    "RCPT TO:<jones>" "RCPT TO:<smith>" DATA "Subject: bcc" "" \
 	    "Hello." . QUIT
-	[ "${lines[6]:0:24}" = "250 2.0.0 Delivered, id " ]
-	id=${lines[6]#250 2.0.0 Delivered, id }
-	received=$(unfolded "$SPOOL/jones" | sed -n 3p)
-	[[ "$received" =~ $(received_re SMTP "$id") ]]
+	received_is SMTP
 	run ! grep -F 'for <' "$SPOOL/smith"
 }
 
