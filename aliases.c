@@ -22,11 +22,16 @@
 #include <string.h>
 #include <strings.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "session.h"
 
 #define ENTRY_MAX	65536	/* one logical entry, continuations joined */
+#ifndef GETENT
+#define GETENT		"/usr/bin/getent"	/* asks NSS for accounts */
+#endif
+#define GETENT_WAIT	30	/* seconds an NSS lookup may take */
 
 struct reader {
 	off_t		 off;		/* file offset of buf[0] */
@@ -596,24 +601,124 @@ walked(struct walk *w, const char *name)
 }
 
 /*
- * A system account, read from /etc/passwd itself first: getpwnam()
- * would load the NSS modules, near a megabyte, to learn what the file
- * says.  Only a name the file lacks (LDAP, systemd-userdb and the like)
- * is asked of NSS.
+ * The accounts NSS knows (LDAP, systemd-userdb and the like, besides
+ * /etc/passwd), in passwd(5) format from getent(1): all of them, or the
+ * one called name.  smtpd is linked statically, and a static libc
+ * cannot load NSS modules; in a process of their own they also keep
+ * their megabyte out of this one.  NULL when getent cannot be run.
+ */
+static FILE *
+accounts_open(const char *name, pid_t *pid)
+{
+	char *argv[] = { GETENT, "passwd", "--", (char *)name, NULL };
+	int fds[2];
+	FILE *f;
+
+	if (name == NULL)
+		argv[2] = NULL;
+	if (pipe_cloexec(fds) == -1)
+		return NULL;
+	*pid = spawn(argv, -1, fds[1], GETENT_WAIT);
+	(void)close(fds[1]);
+	if (*pid == -1 || (f = fdopen(fds[0], "r")) == NULL) {
+		(void)close(fds[0]);
+		if (*pid != -1)
+			(void)waitpid(*pid, NULL, 0);
+		return NULL;
+	}
+	return f;
+}
+
+static void
+accounts_close(FILE *f, pid_t pid)
+{
+	(void)fclose(f);
+	while (waitpid(pid, NULL, 0) == -1 && errno == EINTR)
+		;
+}
+
+/* One passwd(5) line into pw, whose strings then point into it. */
+static int
+parse_account(char *line, struct passwd *pw)
+{
+	char *field[7], *end;
+	unsigned long id[2];
+	int i;
+
+	line[strcspn(line, "\n")] = '\0';
+	for (i = 0; i < 7; i++) {
+		field[i] = line;
+		line += strcspn(line, ":");
+		if (*line != (i < 6 ? ':' : '\0'))
+			return -1;	/* not seven fields */
+		if (i < 6)
+			*line++ = '\0';
+	}
+	for (i = 0; i < 2; i++) {
+		errno = 0;
+		id[i] = strtoul(field[2 + i], &end, 10);
+		if (!isdigit((unsigned char)*field[2 + i]) || *end != '\0' ||
+		    errno != 0 || id[i] >= (uid_t)-1)
+			return -1;
+	}
+	if (*field[0] == '\0')
+		return -1;
+	pw->pw_name = field[0];
+	pw->pw_passwd = field[1];
+	pw->pw_uid = (uid_t)id[0];
+	pw->pw_gid = (gid_t)id[1];
+	pw->pw_gecos = field[4];
+	pw->pw_dir = field[5];
+	pw->pw_shell = field[6];
+	return 0;
+}
+
+/*
+ * The next account in f, or the one called name: read by hand, for
+ * fgetpwent() wants to seek, and getent's output is a pipe.  A line too
+ * long for the buffer, or malformed, is passed over.
+ */
+static struct passwd *
+find_account(FILE *f, const char *name)
+{
+	static char line[4096];
+	static struct passwd pw;
+	int c;
+
+	while (fgets(line, sizeof line, f) != NULL) {
+		if (strchr(line, '\n') == NULL && !feof(f)) {
+			while ((c = getc(f)) != EOF && c != '\n')
+				;
+			continue;
+		}
+		if (parse_account(line, &pw) == 0 &&
+		    (name == NULL || strcmp(pw.pw_name, name) == 0))
+			return &pw;
+	}
+	return NULL;
+}
+
+/*
+ * A system account, read from /etc/passwd itself first: most are
+ * there, and reading the file costs no process.  Only a name the file
+ * lacks is asked of NSS.
  */
 struct passwd *
 aliases_getpw(const char *name)
 {
 	struct passwd *pw = NULL;
 	FILE *f;
+	pid_t pid;
 
 	if ((f = fopen("/etc/passwd", "re")) != NULL) {
-		while ((pw = fgetpwent(f)) != NULL &&
-		    strcmp(pw->pw_name, name) != 0)
-			;
+		pw = find_account(f, name);
 		(void)fclose(f);
 	}
-	return pw != NULL ? pw : getpwnam(name);
+	if (pw == NULL && (f = accounts_open(name, &pid)) != NULL) {
+		pw = find_account(f, name);
+		accounts_close(f, pid);
+	}
+	return pw;
 }
 
 /*
@@ -756,6 +861,8 @@ aliases_match_fullname(const char *word, struct user *found, size_t max)
 	struct passwd *pw;
 	struct user u;
 	size_t n = 0;
+	FILE *f;
+	pid_t pid;
 
 	if (*word == '\0')
 		return 0;
@@ -770,8 +877,9 @@ aliases_match_fullname(const char *word, struct user *found, size_t max)
 	}
 	if (conf.table_only)
 		return n;
-	setpwent();
-	while ((pw = getpwent()) != NULL) {
+	if ((f = accounts_open(NULL, &pid)) == NULL)
+		return n;
+	while ((pw = find_account(f, NULL)) != NULL) {
 		gecos_name(u.fullname, sizeof u.fullname, pw);
 		if (!has_word(u.fullname, word) ||
 		    strlen(pw->pw_name) >= sizeof u.name)
@@ -783,7 +891,7 @@ aliases_match_fullname(const char *word, struct user *found, size_t max)
 			found[n] = u;
 		n++;
 	}
-	endpwent();
+	accounts_close(f, pid);
 	return n;
 }
 

@@ -10,6 +10,7 @@
  */
 #include <ctype.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -217,6 +218,48 @@ lowercase(char *dst, const char *src, size_t size)
 	for (i = 0; src[i] != '\0' && i + 1 < size; i++)
 		dst[i] = tolower((unsigned char)src[i]);
 	dst[i] = '\0';
+}
+
+/* A pipe neither end of which leaks into a program: it would never see
+ * EOF on the other. */
+int
+pipe_cloexec(int fds[2])
+{
+	if (pipe(fds) == -1)
+		return -1;
+	(void)fcntl(fds[0], F_SETFD, FD_CLOEXEC);
+	(void)fcntl(fds[1], F_SETFD, FD_CLOEXEC);
+	return 0;
+}
+
+/*
+ * Run argv (searched along PATH) on in and out, /dev/null for a side
+ * given as -1, with a clean start: no signal blocked, SIGPIPE fatal
+ * again, and never the client's descriptors (stderr is /dev/null too
+ * unless the log goes there).  A program given seconds is killed by
+ * SIGALRM after them: a pending alarm survives execve().
+ */
+pid_t
+spawn(char *const argv[], int in, int out, unsigned seconds)
+{
+	sigset_t none;
+	pid_t pid;
+	int null;
+
+	if ((pid = fork()) != 0)
+		return pid;
+	sigemptyset(&none);
+	(void)sigprocmask(SIG_SETMASK, &none, NULL);
+	(void)signal(SIGPIPE, SIG_DFL);
+	(void)signal(SIGALRM, SIG_DFL);
+	if ((null = open("/dev/null", O_RDWR)) == -1 ||
+	    dup2(in != -1 ? in : null, 0) == -1 ||
+	    dup2(out != -1 ? out : null, 1) == -1 ||
+	    (!conf.log_stderr && dup2(null, 2) == -1))
+		_exit(126);
+	(void)alarm(seconds);
+	execvp(argv[0], argv);
+	_exit(127);
 }
 
 /* Deadlines on the monotonic clock, for the client and for delivery. */

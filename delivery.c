@@ -893,34 +893,6 @@ to_pipe(void *arg, const char *p, size_t n)
 	return 0;
 }
 
-/* Neither end may leak into the program, or it never sees EOF. */
-static int
-pipe_cloexec(int fds[2])
-{
-	if (pipe(fds) == -1)
-		return -1;
-	(void)fcntl(fds[0], F_SETFD, FD_CLOEXEC);
-	(void)fcntl(fds[1], F_SETFD, FD_CLOEXEC);
-	return 0;
-}
-
-/* The program's side of the pipe: it gets a clean start. */
-static NORETURN void
-forward_child(int in)
-{
-	sigset_t none;
-	int null = open("/dev/null", O_RDWR);
-
-	sigemptyset(&none);
-	(void)sigprocmask(SIG_SETMASK, &none, NULL);
-	(void)signal(SIGPIPE, SIG_DFL);
-	if (dup2(in, 0) == -1 || null == -1 || dup2(null, 1) == -1 ||
-	    (!conf.log_stderr && dup2(null, 2) == -1))
-		_exit(126);	/* stdout, stderr may be the client */
-	execvp(fwd_argv[0], fwd_argv);
-	_exit(127);
-}
-
 /* Wait for the program, FORWARD_WAIT seconds at most. */
 static int
 forward_wait(pid_t pid)
@@ -948,7 +920,7 @@ forward(const char *sender, const struct target *t, size_t nt,
 {
 	size_t i, n = 0, words;
 	int fds[2], wrote, status;
-	pid_t pid;
+	pid_t pid = 0;	/* stays 0 when there is no pipe */
 
 	for (i = 0; i < nt && t[i].kind != TARGET_FORWARD; i++)
 		;
@@ -964,13 +936,14 @@ forward(const char *sender, const struct target *t, size_t nt,
 		if (t[i].kind == TARGET_FORWARD)
 			fwd_argv[n++] = (char *)t[i].name;
 	fwd_argv[n] = NULL;
-	if (pipe_cloexec(fds) == -1 || (pid = fork()) == -1) {
+	if (pipe_cloexec(fds) == -1 ||
+	    (pid = spawn(fwd_argv, fds[0], -1, 0)) == -1) {
 		(void)snprintf(why, size, "cannot start %s: %s", fwd_argv[0],
 		    strerror(errno));
+		if (pid == -1)
+			(void)close(fds[0]), (void)close(fds[1]);
 		status = -1;
 	} else {
-		if (pid == 0)
-			forward_child(fds[0]);
 		(void)close(fds[0]);
 		wrote = to_pipe(&fds[1], received, strlen(received)) == 0 &&
 		    message_each(m, to_pipe, &fds[1]) == 0;

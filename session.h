@@ -184,6 +184,8 @@ int	client_write(const char *, size_t);
 int	client_flush(void);
 void	log_msg(int, const char *, ...) PRINTFLIKE(2, 3);
 pid_t	self_pid(void);
+int	pipe_cloexec(int [2]);
+pid_t	spawn(char *const [], int, int, unsigned);
 void	sanitize(char *);
 int	utf8_clean(const char *);
 size_t	utf8_char(const unsigned char *, unsigned *);

@@ -5,9 +5,10 @@
  *
  * usage: peakrss file command [arg...]
  *
- * The figure is the command's own: VmHWM of its address space, read
- * from /proc/PID/status at the moment it exits (a ptrace exit stop),
- * after exec.  getrusage()'s ru_maxrss, which GNU time reports, also
+ * The figure is the largest VmHWM among the command and every process
+ * it starts (a lookup helper, a forwarding program): each read from
+ * /proc/PID/status at the moment that process exits (a ptrace exit
+ * stop), of the address space it then has.  getrusage()'s ru_maxrss, which GNU time reports, also
  * counts the image of the process before its exec (Linux carries the
  * old mm's high-water mark over), so under tcpserver or time it never
  * drops below theirs.  Standard input and output go to the command
@@ -24,31 +25,47 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+static long	peak = -1;	/* KiB, the largest VmHWM seen */
+static pid_t	seen[256];	/* processes traced so far */
+static size_t	nseen;
+
 static void
-record(const char *file, pid_t pid)
+note_peak(pid_t pid)
 {
 	char path[64], line[256];
-	FILE *f, *out;
-	long kib = -1;
+	FILE *f;
+	long kib;
 
 	(void)snprintf(path, sizeof path, "/proc/%ld/status", (long)pid);
 	if ((f = fopen(path, "r")) == NULL)
 		return;
 	while (fgets(line, sizeof line, f) != NULL)
-		if (strncmp(line, "VmHWM:", 6) == 0)
-			kib = strtol(line + 6, NULL, 10);
+		if (strncmp(line, "VmHWM:", 6) == 0 &&
+		    (kib = strtol(line + 6, NULL, 10)) > peak)
+			peak = kib;
 	(void)fclose(f);
-	if (kib >= 0 && (out = fopen(file, "a")) != NULL) {
-		fprintf(out, "%ld\n", kib);
-		(void)fclose(out);
-	}
+}
+
+/* The first stop of a process: a new one stops with SIGSTOP, once. */
+static int
+first_stop(pid_t pid)
+{
+	size_t i;
+
+	for (i = 0; i < nseen; i++)
+		if (seen[i] == pid)
+			return 0;
+	if (nseen < sizeof seen / sizeof seen[0])
+		seen[nseen++] = pid;
+	return 1;
 }
 
 int
 main(int argc, char **argv)
 {
-	pid_t pid;
-	int status, null, sig;
+	pid_t pid, w;
+	int status, null, sig, traced = 0, rc = 71;
+	FILE *out;
 
 	if (argc < 3) {
 		fprintf(stderr, "usage: peakrss file command [arg...]\n");
@@ -69,30 +86,46 @@ main(int argc, char **argv)
 		(void)dup2(null, 1);
 		(void)close(null);
 	}
+	(void)first_stop(pid);
 	for (;;) {
-		if (waitpid(pid, &status, 0) == -1) {
+		if ((w = waitpid(-1, &status, __WALL)) == -1) {
 			if (errno == EINTR)
 				continue;
+			if (errno == ECHILD)
+				break;
 			perror("peakrss: waitpid");
 			return 71;
 		}
-		if (WIFEXITED(status))
-			return WEXITSTATUS(status);
-		if (WIFSIGNALED(status))
-			return 128 + WTERMSIG(status);
+		if (WIFEXITED(status) || WIFSIGNALED(status)) {
+			if (w == pid)
+				rc = WIFEXITED(status) ? WEXITSTATUS(status) :
+				    128 + WTERMSIG(status);
+			continue;
+		}
 		if (!WIFSTOPPED(status))
 			continue;
 		sig = WSTOPSIG(status);
-		if (status >> 8 == (SIGTRAP | PTRACE_EVENT_EXIT << 8)) {
-			record(argv[1], pid);
-			sig = 0;
-		} else if (sig == SIGTRAP) {
-			/* the stop after exec: from now on, stop at exit */
+		if (status >> 8 == (SIGTRAP | PTRACE_EVENT_EXIT << 8))
+			note_peak(w), sig = 0;
+		else if (status >> 16 != 0)
+			sig = 0;	/* fork, clone or exec */
+		else if (sig == SIGSTOP && first_stop(w))
+			sig = 0;	/* a new child, attached */
+		else if (sig == SIGTRAP && w == pid && !traced) {
+			/* the stop after exec: from now on, follow */
 			(void)ptrace(PTRACE_SETOPTIONS, pid, NULL,
 			    (void *)(long)(PTRACE_O_TRACEEXIT |
-			    PTRACE_O_EXITKILL));
+			    PTRACE_O_EXITKILL | PTRACE_O_TRACEFORK |
+			    PTRACE_O_TRACEVFORK | PTRACE_O_TRACECLONE |
+			    PTRACE_O_TRACEEXEC));
+			traced = 1;
 			sig = 0;
 		}
-		(void)ptrace(PTRACE_CONT, pid, NULL, (void *)(long)sig);
+		(void)ptrace(PTRACE_CONT, w, NULL, (void *)(long)sig);
 	}
+	if (peak >= 0 && (out = fopen(argv[1], "a")) != NULL) {
+		fprintf(out, "%ld\n", peak);
+		(void)fclose(out);
+	}
+	return rc;
 }

@@ -499,6 +499,43 @@ gecos() {
 	[ "${lines[1]}" = "250 2.1.5 Mailing List Manager <list@mx.example>" ]
 }
 
+# smtpd run where /etc/passwd lacks the account nobody (another file is
+# mounted over it, in a mount namespace of smtpd's own) while NSS still
+# knows it: nss-systemd makes nobody up, as "Kernel Overflow User", when
+# no file names it.  Such an account reaches smtpd only through getent.
+nobody_from_nss() {
+	[ "$(id -u)" = 0 ] || skip "mounting over /etc/passwd needs root"
+	local pw="$BATS_TEST_TMPDIR/passwd" w="$BATS_TEST_TMPDIR/smtpd-nss"
+	grep -v '^nobody:' /etc/passwd >"$pw"
+	cat >"$w" <<-WRAP
+	#!/bin/sh
+	exec unshare -m sh -c 'mount --bind "\$0" /etc/passwd && exec "\$@"' \\
+	    "$pw" "$SMTPD" "\$@"
+	WRAP
+	chmod +x "$w"
+	nss=$(unshare -m sh -c 'mount --bind "$0" /etc/passwd &&
+	    ! grep -q "^nobody:" /etc/passwd && getent passwd nobody' "$pw") ||
+	    skip "no mount namespace here, or NSS knows no nobody but the file's"
+	SMTPD=$w
+}
+
+@test "without -T, an account only NSS knows is a user, named by NSS" {
+	nobody_from_nss
+	name=$(printf '%s\n' "$nss" | cut -d: -f5 | cut -d, -f1)
+	uid=$(printf '%s\n' "$nss" | cut -d: -f3)
+	[ -n "$name" ] && [ "$name" != nobody ]	# not the file's GECOS
+	OPTS=(-e -n mx.example -a "$TABLE" -m "$SPOOL")
+	run -0 smtp "VRFY nobody" QUIT
+	[ "${lines[1]}" = "250 2.1.5 $name <nobody@mx.example>" ]
+	run -0 send_mail a@example.org nobody
+	[ "${lines[3]}" = "250 2.1.5 Recipient <nobody> OK" ]
+	[ "$(data_reply | cut -c1-3)" = 250 ]
+	[ "$(count_messages nobody)" = 1 ]
+	[ "$(stat -c %u "$SPOOL/nobody")" = "$uid" ]	# NSS's owner
+	run -0 send_mail a@example.org nobodyelse
+	[ "${lines[3]}" = "550 5.1.1 <nobodyelse>: user unknown" ]
+}
+
 @test "with -T, system accounts are nobody, in VRFY, EXPN and RCPT" {
 	getent passwd root >/dev/null || skip "no root account"
 	add_table "ops: root, smith"
