@@ -12,7 +12,7 @@
  *
  * Terminals (SEND, SOML, SAML) are at the end of the file.
  */
-#define _GNU_SOURCE		/* copy_file_range() */
+#define _GNU_SOURCE		/* copy_file_range(), sync_file_range() */
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -40,6 +40,7 @@
 #define LOCK_STALE	300		/* SPEC 8: a dot-lock this old is dead */
 #define BACKOFF_MIN_US	100
 #define BACKOFF_MAX_US	20000
+#define COPY_STEP	(4 << 20)	/* bytes copied between writeback starts */
 
 struct mailbox {
 	const char	*name;
@@ -634,6 +635,20 @@ separator(const struct mailbox *mb)
 }
 
 /*
+ * Start the disk on what the copy wrote since *from, once that is
+ * COPY_STEP bytes: the disk then works while the copy goes on, and the
+ * fsync() after it finds little left to write.
+ */
+static void
+write_behind(int fd, off_t *from, off_t to)
+{
+	if (to - *from < COPY_STEP)
+		return;
+	(void)sync_file_range(fd, *from, to - *from, SYNC_FILE_RANGE_WRITE);
+	*from = to;
+}
+
+/*
  * The spooled message onto the end of the mailbox.  copy_file_range()
  * copies inside the kernel, from page cache to page cache, but will not
  * write to an O_APPEND descriptor: it writes at the end, which is ours
@@ -644,18 +659,20 @@ separator(const struct mailbox *mb)
 static int
 copy_spool(struct mailbox *mb, const struct message *m)
 {
-	off_t in = 0, end;
+	off_t in = 0, end, from;
 	struct stat st;
 	ssize_t n = -1;
-	int fl, e = 0;
+	int fl, e;
 
-	if (fstat(mb->fd, &st) == 0 && (fl = fcntl(mb->fd, F_GETFL)) != -1 &&
-	    fcntl(mb->fd, F_SETFL, fl & ~O_APPEND) == 0) {
-		end = st.st_size;
+	if (fstat(mb->fd, &st) == -1 || (fl = fcntl(mb->fd, F_GETFL)) == -1)
+		return -1;
+	from = end = st.st_size;
+	if (fcntl(mb->fd, F_SETFL, fl & ~O_APPEND) == 0) {
 		while (in < m->spooled && ((n = copy_file_range(m->fd, &in,
-		    mb->fd, &end, (size_t)(m->spooled - in), 0)) > 0 ||
+		    mb->fd, &end, m->spooled - in < COPY_STEP ?
+		    (size_t)(m->spooled - in) : COPY_STEP, 0)) > 0 ||
 		    (n == -1 && errno == EINTR)))
-			;
+			write_behind(mb->fd, &from, end);
 		e = n == 0 ? EIO : n == -1 ? errno : 0;	/* 0 read: cut short */
 		if (fcntl(mb->fd, F_SETFL, fl) == -1)
 			return -1;
@@ -665,7 +682,7 @@ copy_spool(struct mailbox *mb, const struct message *m)
 			return -1;
 		}
 	}
-	for (; in < m->spooled; in += n) {
+	for (; in < m->spooled; in += n, end += n) {
 		n = pread(m->fd, copybuf, sizeof copybuf, in);
 		if (n == -1 && errno == EINTR) {
 			n = 0;
@@ -674,6 +691,7 @@ copy_spool(struct mailbox *mb, const struct message *m)
 		if (n <= 0 || writev_all(mb->fd, &(struct iovec){ copybuf,
 		    (size_t)n }, 1) == -1)
 			return -1;
+		write_behind(mb->fd, &from, end + n);
 	}
 	return 0;
 }

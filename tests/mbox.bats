@@ -370,17 +370,20 @@ REFUSED="451 4.3.0 Local error in processing: mailbox unavailable"
 
 # A message over 64 KiB goes to a spool file first, and from there into
 # the mailbox: copied inside the kernel when both are on one file system,
-# read and written when they are not (or the copy is refused).
+# read and written when they are not (or the copy is refused).  About
+# 9 MB, so that the copy goes in several steps (4 MiB each, the disk
+# started on each in turn).
 big_after_old() {
 	local sent="$BATS_TEST_TMPDIR/sent" before
 	awk 'BEGIN {
 		print "Subject: big"; print ""
-		for (i = 1; i <= 3000; i++) {
+		for (i = 1; i <= 200000; i++) {
 			if (i % 11 == 0) printf "From line %d\n", i
 			else if (i % 7 == 0) printf ".dot line %d\n", i
 			else printf "line %d: the quick brown fox jumps over the dog\n", i
 		}
 	}' >"$sent"
+	[ "$(wc -c <"$sent")" -gt $((8 << 20)) ]
 	deliver "Subject: first" "" "The old message."
 	before=$(cat "$SPOOL/jones"; echo x)
 	run -0 smtp_raw < <(printf '%s\r\n' "${TRANSACTION[@]}"
@@ -394,11 +397,11 @@ big_after_old() {
 	    <(tail -c +$((${#before})) "$SPOOL/jones" | stored /dev/stdin)
 }
 
-@test "a message over 64 KiB after an old one: spool file on the mailbox's file system" {
+@test "a message of 9 MB after an old one: spool file on the mailbox's file system" {
 	big_after_old
 }
 
-@test "a message over 64 KiB after an old one: spool file on another file system" {
+@test "a message of 9 MB after an old one: spool file on another file system" {
 	[ -d /dev/shm ] && [ "$(stat -f -c %T /dev/shm)" != "$(stat -f -c %T "$SPOOL")" ] ||
 	    skip "no second file system type at /dev/shm"
 	TMPDIR=$(mktemp -d /dev/shm/smtpd-test.XXXXXX)
