@@ -629,12 +629,26 @@ accounts_open(const char *name, pid_t *pid)
 	return f;
 }
 
-static void
+/*
+ * 0 when getent answered: it exits 0, or 2 for a name it does not
+ * know.  -1, errno set, when it did not (killed by its alarm, not to
+ * be run, or a source it could not ask).
+ */
+static int
 accounts_close(FILE *f, pid_t pid)
 {
+	int status;
+
 	(void)fclose(f);
-	while (waitpid(pid, NULL, 0) == -1 && errno == EINTR)
-		;
+	while (waitpid(pid, &status, 0) == -1)
+		if (errno != EINTR)
+			return -1;
+	if (WIFEXITED(status) &&
+	    (WEXITSTATUS(status) == 0 || WEXITSTATUS(status) == 2))
+		return 0;
+	errno = WIFSIGNALED(status) && WTERMSIG(status) == SIGALRM ?
+	    ETIMEDOUT : EAGAIN;
+	return -1;
 }
 
 /* One passwd(5) line into pw, whose strings then point into it. */
@@ -701,7 +715,8 @@ find_account(FILE *f, const char *name)
 /*
  * A system account, read from /etc/passwd itself first: most are
  * there, and reading the file costs no process.  Only a name the file
- * lacks is asked of NSS.
+ * lacks is asked of NSS.  As getpwnam(): NULL with errno 0 when there
+ * is no such account, NULL with errno set when that cannot be told now.
  */
 struct passwd *
 aliases_getpw(const char *name)
@@ -713,22 +728,28 @@ aliases_getpw(const char *name)
 	if ((f = fopen("/etc/passwd", "re")) != NULL) {
 		pw = find_account(f, name);
 		(void)fclose(f);
+		if (pw != NULL)
+			return pw;
 	}
-	if (pw == NULL && (f = accounts_open(name, &pid)) != NULL) {
-		pw = find_account(f, name);
-		accounts_close(f, pid);
-	}
+	if ((f = accounts_open(name, &pid)) == NULL)
+		return NULL;
+	pw = find_account(f, name);
+	if (accounts_close(f, pid) == -1 && pw == NULL)
+		return NULL;
+	errno = 0;
 	return pw;
 }
 
 /*
  * A local user the table does not name: a system account (unless -T),
- * or the postmaster (RFC 5321 4.5.1), who always has a mailbox.
+ * or the postmaster (RFC 5321 4.5.1), who always has a mailbox.  1 for
+ * a user, 0 for none, -1 when the accounts cannot be asked now.
  */
 static int
 account(const char *name, struct user *u)
 {
-	struct passwd *pw;
+	struct passwd *pw = NULL;
+	int postmaster = strcmp(name, "postmaster") == 0;
 
 	(void)snprintf(u->name, sizeof u->name, "%s", name);
 	u->fullname[0] = '\0';
@@ -736,7 +757,9 @@ account(const char *name, struct user *u)
 		gecos_name(u->fullname, sizeof u->fullname, pw);
 		return 1;
 	}
-	return strcmp(name, "postmaster") == 0;
+	if (postmaster || conf.table_only || errno == 0)
+		return postmaster;
+	return -1;		/* the accounts could not be asked */
 }
 
 /* What a local name is: a user (u filled), a list (left in ent), none. */
@@ -745,7 +768,13 @@ resolve(const char *name, struct user *u)
 {
 	if (lookup(name))
 		return entry_user(&ent, u) ? EXPAND_USER : EXPAND_LIST;
-	return account(name, u) ? EXPAND_USER : EXPAND_NONE;
+	switch (account(name, u)) {
+	case 0:
+		return EXPAND_NONE;
+	case 1:
+		return EXPAND_USER;
+	}
+	return EXPAND_UNSURE;
 }
 
 /* The list just resolved (in ent), its entry pushed on the path. */
@@ -795,6 +824,9 @@ walk_name(struct walk *w, const char *name, const char *display)
 	switch (resolve(name, &u)) {
 	case EXPAND_NONE:
 		w->flags |= EXPAND_UNKNOWN;
+		return 0;
+	case EXPAND_UNSURE:
+		w->flags |= EXPAND_TRY_LATER;
 		return 0;
 	case EXPAND_USER:
 		return emit(w, TARGET_MAILBOX, name, u.fullname[0] != '\0' ?
@@ -1005,6 +1037,7 @@ check_target(struct checked *c, const struct target_text *t)
 	char name[SMTP_LOCAL_MAX + 1];
 	struct checked *to;
 	struct user u = { "", "" };	/* only written */
+	int r;
 
 	if (t->addr[0] == '\0')
 		problem(c->lineno, "%s: empty target", c->name);
@@ -1023,9 +1056,10 @@ check_target(struct checked *c, const struct target_text *t)
 	else if (!delivery_safe_name(name))
 		problem(c->lineno, "%s: %s: not usable as a mailbox name",
 		    c->name, t->addr);
-	else if (!account(name, &u))
-		problem(c->lineno, "%s: unknown local target %s", c->name,
-		    t->addr);
+	else if ((r = account(name, &u)) <= 0)
+		problem(c->lineno, r == 0 ? "%s: unknown local target %s" :
+		    "%s: %s: the system's accounts cannot be asked",
+		    c->name, t->addr);
 }
 
 /*

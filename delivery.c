@@ -326,17 +326,25 @@ dotlock(struct mailbox *mb, size_t i, const struct timespec *until,
 	return got ? DELIVERY_OK : DELIVERY_TEMP;
 }
 
-/* SPEC 8: a new mailbox belongs to its user's account when run as root. */
-static void
-give_away(struct mailbox *mb)
+/*
+ * SPEC 8: a new mailbox belongs to its user's account when run as root.
+ * The account is asked before the mailbox is made, so that when the
+ * accounts cannot be asked none is made, rather than one that would
+ * stay root's.  1: *uid and *gid set; 0: the mailbox stays ours; -1:
+ * try later.
+ */
+static int
+new_owner(const struct mailbox *mb, uid_t *uid, gid_t *gid)
 {
 	struct passwd *pw;
 
-	if (geteuid() != 0 || (pw = aliases_getpw(mb->name)) == NULL)
-		return;
-	if (fchown(mb->fd, pw->pw_uid, pw->pw_gid) == -1)
-		log_msg(LOG_WARNING, "%s: cannot give to %s: %m", mb->path,
-		    mb->name);
+	if (geteuid() != 0)
+		return 0;
+	if ((pw = aliases_getpw(mb->name)) == NULL)
+		return errno == 0 ? 0 : -1;
+	*uid = pw->pw_uid;
+	*gid = pw->pw_gid;
+	return 1;
 }
 
 /*
@@ -350,13 +358,19 @@ open_mailbox(struct mailbox *mb, char *why, size_t size)
 	const int flags = O_RDWR | O_APPEND | O_NOFOLLOW | O_NONBLOCK |
 	    O_NOCTTY | O_CLOEXEC;
 	struct stat before, st;
-	int exists;
+	int exists, owner = 0;
+	uid_t uid = 0;
+	gid_t gid = 0;
 
 	exists = lstat(mb->path, &before) == 0;
 	if (exists && (!S_ISREG(before.st_mode) || before.st_nlink != 1)) {
 		errno = 0;
 		say(why, size, S_ISREG(before.st_mode) ? "has hard links" :
 		    "not a regular file", mb);
+		return DELIVERY_TEMP;
+	}
+	if (!exists && (owner = new_owner(mb, &uid, &gid)) == -1) {
+		say(why, size, "cannot look up its owner", mb);
 		return DELIVERY_TEMP;
 	}
 	mb->fd = exists ? open(mb->path, flags) :
@@ -373,8 +387,9 @@ open_mailbox(struct mailbox *mb, char *why, size_t size)
 		say(why, size, "changed while being opened", mb);
 		return DELIVERY_TEMP;
 	}
-	if (mb->created)
-		give_away(mb);
+	if (mb->created && owner == 1 && fchown(mb->fd, uid, gid) == -1)
+		log_msg(LOG_WARNING, "%s: cannot give to %s: %m", mb->path,
+		    mb->name);
 	return DELIVERY_OK;
 }
 

@@ -649,9 +649,14 @@ local_recipient(struct session *s, const struct address *a)
 		if (g.local == 0 && g.remote == 1 && conf.forward != NULL)
 			code = 251;
 		break;
+	case EXPAND_UNSURE:
+		flags = EXPAND_TRY_LATER;
+		break;
 	}
 	if (flags & EXPAND_FULL)
 		code = 452;
+	else if (flags & EXPAND_TRY_LATER)
+		code = 451;	/* never 550 for want of an answer */
 	else if (kind == EXPAND_LIST && g.local + g.remote == 0)
 		code = 550;	/* a loop, or members that are nobody */
 	else if (g.local == 0 && g.remote > 0 && conf.forward == NULL)
@@ -669,6 +674,11 @@ local_recipient(struct session *s, const struct address *a)
 		return code;
 	case 450:
 		reply(s, REPLY_NOT_ACTIVE);	/* SPEC 7, RFC 821 4.1.1 */
+		break;
+	case 451:
+		log_msg(LOG_WARNING, "RCPT %s: the system's accounts could "
+		    "not be asked; 451", name);
+		reply(s, REPLY_LOCAL, "cannot look up the account now");
 		break;
 	case 452:
 		reply(s, REPLY_TOO_MANY);
@@ -1143,6 +1153,9 @@ verify_name(struct session *s, const char *name)
 	switch (aliases_expand(name, &u, first_member, &f, &flags)) {
 	case EXPAND_NONE:
 		return 0;
+	case EXPAND_UNSURE:
+		reply(s, REPLY_NO_VRFY);	/* RCPT will say 451 */
+		return 1;
 	case EXPAND_USER:
 		reply(s, REPLY_USER, user_text(&u));
 		return 1;

@@ -226,11 +226,13 @@ struct member {			/* one place a table name leads to */
 	char		fullname[FULLNAME_MAX + 1];
 };
 typedef int	(*alias_member_fn)(const struct member *, void *);
-enum expand { EXPAND_NONE, EXPAND_USER, EXPAND_LIST };
+/* EXPAND_UNSURE: not in the table, and the accounts cannot be asked now. */
+enum expand { EXPAND_NONE, EXPAND_USER, EXPAND_LIST, EXPAND_UNSURE };
 #define EXPAND_LOOP	0x1	/* a name met again on its own path */
 #define EXPAND_UNKNOWN	0x2	/* a local target that is nobody */
 #define EXPAND_SKIPPED	0x4	/* a target smtpd does not deliver to */
 #define EXPAND_FULL	0x8	/* too many members, or nested too deep */
+#define EXPAND_TRY_LATER 0x10	/* a member whose account cannot be asked */
 enum expand	aliases_expand(const char *, struct user *, alias_member_fn,
 		    void *, unsigned *);
 int	aliases_check(const char *);

@@ -676,6 +676,23 @@ immutable_lock() {
 	[ "$(stat -c %a "$SPOOL/smith")" = 600 ]
 }
 
+@test "as root, a new mailbox whose owner cannot be looked up is not made: 451" {
+	! grep -q '^smith:' /etc/passwd || skip "an account smith exists here"
+	broken_getent 'exit 1'
+	run -0 smtp "HELO client.example" "MAIL FROM:<sender@example.org>" \
+	    "RCPT TO:<smith>" DATA "Subject: mine" "" "Hello." . QUIT
+	[ "${lines[5]}" = "$REFUSED" ]
+	[ ! -e "$SPOOL/smith" ]
+	grep -q "smith: cannot look up its owner" "$LOG"
+	# a mailbox already there needs no owner
+	: >"$SPOOL/smith"
+	chmod 600 "$SPOOL/smith"
+	run -0 smtp "HELO client.example" "MAIL FROM:<sender@example.org>" \
+	    "RCPT TO:<smith>" DATA "Subject: mine" "" "Hello." . QUIT
+	[ "${lines[5]:0:24}" = "250 2.0.0 Delivered, id " ]
+	[ "$(count_messages smith)" = 1 ]
+}
+
 @test "all or nothing: the second mailbox a directory, the first is left byte-identical and the reply is 451" {
 	deliver_subjects "old one"
 	cp -p "$SPOOL/jones" "$BATS_TEST_TMPDIR/jones.before"

@@ -90,3 +90,29 @@ s = socket.socket()
 s.bind(("127.0.0.1", 0))
 print(s.getsockname()[1])'
 }
+
+# From here on, smtpd runs in a mount namespace of its own with the
+# file $1 mounted over $2 (a test's stand-in for a system file); the
+# test is skipped where no such namespace can be made.
+mounted_over() {
+	[ "$(id -u)" = 0 ] || skip "mounting over $2 needs root"
+	unshare -m sh -c 'mount --bind "$0" "$1"' "$1" "$2" 2>/dev/null ||
+	    skip "cannot mount $1 over $2 in a mount namespace here"
+	local w="$BATS_TEST_TMPDIR/smtpd-ns"
+	cat >"$w" <<-WRAP
+	#!/bin/sh
+	exec unshare -m sh -c 'mount --bind "\$0" "\$1" && shift && exec "\$@"' \\
+	    "$1" "$2" "$SMTPD" "\$@"
+	WRAP
+	chmod +x "$w"
+	SMTPD=$w
+}
+
+# getent(1) replaced by a script whose body is $1: the accounts that
+# /etc/passwd lacks cannot be asked.
+broken_getent() {
+	[ -x /usr/bin/getent ] || skip "no /usr/bin/getent"
+	printf '#!/bin/sh\n%s\n' "$1" >"$BATS_TEST_TMPDIR/getent"
+	chmod +x "$BATS_TEST_TMPDIR/getent"
+	mounted_over "$BATS_TEST_TMPDIR/getent" /usr/bin/getent
+}
