@@ -5,10 +5,11 @@
  *
  * usage: peakrss file command [arg...]
  *
- * The figure is the largest VmHWM among the command and every process
- * it starts (a lookup helper, a forwarding program): each read from
- * /proc/PID/status at the moment that process exits (a ptrace exit
- * stop), of the address space it then has.  getrusage()'s ru_maxrss, which GNU time reports, also
+ * Two figures, on one line: the largest VmHWM among the command and
+ * every process it starts (a lookup helper, a forwarding program), and
+ * the command's own.  Each is read from /proc/PID/status at the moment
+ * that process exits (a ptrace exit stop), of the address space it then
+ * has.  getrusage()'s ru_maxrss, which GNU time reports, also
  * counts the image of the process before its exec (Linux carries the
  * old mm's high-water mark over), so under tcpserver or time it never
  * drops below theirs.  Standard input and output go to the command
@@ -26,24 +27,25 @@
 #include <unistd.h>
 
 static long	peak = -1;	/* KiB, the largest VmHWM seen */
+static long	own = -1;	/* KiB, the command's */
 static pid_t	seen[256];	/* processes traced so far */
 static size_t	nseen;
 
-static void
-note_peak(pid_t pid)
+static long
+hwm(pid_t pid)
 {
 	char path[64], line[256];
 	FILE *f;
-	long kib;
+	long kib = -1;
 
 	(void)snprintf(path, sizeof path, "/proc/%ld/status", (long)pid);
 	if ((f = fopen(path, "r")) == NULL)
-		return;
+		return -1;
 	while (fgets(line, sizeof line, f) != NULL)
-		if (strncmp(line, "VmHWM:", 6) == 0 &&
-		    (kib = strtol(line + 6, NULL, 10)) > peak)
-			peak = kib;
+		if (strncmp(line, "VmHWM:", 6) == 0)
+			kib = strtol(line + 6, NULL, 10);
 	(void)fclose(f);
+	return kib;
 }
 
 /* The first stop of a process: a new one stops with SIGSTOP, once. */
@@ -105,8 +107,15 @@ main(int argc, char **argv)
 		if (!WIFSTOPPED(status))
 			continue;
 		sig = WSTOPSIG(status);
-		if (status >> 8 == (SIGTRAP | PTRACE_EVENT_EXIT << 8))
-			note_peak(w), sig = 0;
+		if (status >> 8 == (SIGTRAP | PTRACE_EVENT_EXIT << 8)) {
+			long kib = hwm(w);
+
+			if (kib > peak)
+				peak = kib;
+			if (w == pid)
+				own = kib;
+			sig = 0;
+		}
 		else if (status >> 16 != 0)
 			sig = 0;	/* fork, clone or exec */
 		else if (sig == SIGSTOP && first_stop(w))
@@ -124,7 +133,7 @@ main(int argc, char **argv)
 		(void)ptrace(PTRACE_CONT, w, NULL, (void *)(long)sig);
 	}
 	if (peak >= 0 && (out = fopen(argv[1], "a")) != NULL) {
-		fprintf(out, "%ld\n", peak);
+		fprintf(out, "%ld %ld\n", peak, own);
 		(void)fclose(out);
 	}
 	return rc;
