@@ -932,7 +932,7 @@ aliases_match_fullname(const char *word, struct user *found, size_t max)
 			found[n] = u;
 		n++;
 	}
-	accounts_close(f, pid);
+	(void)accounts_close(f, pid);
 	return n;
 }
 
