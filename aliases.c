@@ -32,6 +32,7 @@
 #define GETENT		"/usr/bin/getent"	/* "": /etc/passwd alone */
 #endif
 #define GETENT_WAIT	30	/* seconds an NSS lookup may take */
+#define PASSWD		"/etc/passwd"
 
 struct reader {
 	off_t		 off;		/* file offset of buf[0] */
@@ -619,7 +620,7 @@ accounts_open(const char *name, pid_t *pid)
 	*pid = 0;
 	if (GETENT[0] == '\0') {
 		errno = 0;
-		return name == NULL ? fopen("/etc/passwd", "re") : NULL;
+		return name == NULL ? fopen(PASSWD, "re") : NULL;
 	}
 	if (name == NULL)
 		argv[2] = NULL;
@@ -734,7 +735,7 @@ aliases_getpw(const char *name)
 	FILE *f;
 	pid_t pid;
 
-	if ((f = fopen("/etc/passwd", "re")) != NULL) {
+	if ((f = fopen(PASSWD, "re")) != NULL) {
 		pw = find_account(f, name);
 		(void)fclose(f);
 		if (pw != NULL)

@@ -387,7 +387,7 @@ open_mailbox(struct mailbox *mb, char *why, size_t size)
 		say(why, size, "changed while being opened", mb);
 		return DELIVERY_TEMP;
 	}
-	if (mb->created && owner == 1 && fchown(mb->fd, uid, gid) == -1)
+	if (owner == 1 && fchown(mb->fd, uid, gid) == -1)	/* it is new */
 		log_msg(LOG_WARNING, "%s: cannot give to %s: %m", mb->path,
 		    mb->name);
 	return DELIVERY_OK;
@@ -1215,7 +1215,8 @@ delivery_terminals(const char *user, const char *banner, const char *note,
 	char line[sizeof ut.ut_line + 1];
 	int ufd, done = 0, cut;
 
-	if (strlen(user) > sizeof ut.ut_user || (pw = aliases_getpw(user)) == NULL)
+	if (strlen(user) > sizeof ut.ut_user ||
+	    (pw = aliases_getpw(user)) == NULL)
 		return 0;	/* no account, no terminal it could own */
 	if ((ufd = open(conf.utmp, O_RDONLY | O_CLOEXEC)) == -1)
 		return 0;

@@ -26,10 +26,11 @@ smtp() {
 	printf '%s\r\n' "$@" | smtp_raw
 }
 
-# A session fed with standard input as it is (make the bytes yourself).
+# A session fed with standard input as it is (make the bytes yourself);
+# it may take SMTP_WAIT seconds (10 unless the test says).
 smtp_raw() {
 	set -o pipefail
-	timeout 10 "$SMTPD" "${OPTS[@]}" 2>"$LOG" | tr -d '\r'
+	timeout "${SMTP_WAIT:-10}" "$SMTPD" "${OPTS[@]}" 2>"$LOG" | tr -d '\r'
 }
 
 # The reply codes of the last `run', one per line, multi-line replies

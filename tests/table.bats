@@ -557,9 +557,8 @@ nobody_from_nss() {
 	broken_getent 'exec sleep 600'
 	OPTS=(-e -n mx.example -a "$TABLE" -m "$SPOOL")
 	start=$(date +%s)
-	run -0 timeout 100 sh -c 'printf "%s\r\n" "HELO client.example" \
-	    "MAIL FROM:<a@example.org>" "RCPT TO:<nosuchuser>" QUIT |
-	    "$@" 2>/dev/null | tr -d "\r"' _ "$SMTPD" "${OPTS[@]}"
+	SMTP_WAIT=100 run -0 smtp "HELO client.example" \
+	    "MAIL FROM:<a@example.org>" "RCPT TO:<nosuchuser>" QUIT
 	took=$(($(date +%s) - start))
 	[ "$took" -ge 29 ] && [ "$took" -lt 100 ]
 	[ "${lines[3]}" = "451 4.3.0 Local error in processing: cannot look up the account now" ]
