@@ -685,7 +685,9 @@ parse_account(char *line, struct passwd *pw)
 		    errno != 0 || id[i] >= (uid_t)-1)
 			return -1;
 	}
-	if (*field[0] == '\0')
+	/* a comment, and NIS's compat lines (+name, -name, +@netgroup)
+	 * are no accounts: getpwnam(3) would not take them for ones */
+	if (*field[0] == '\0' || strchr("#+-", *field[0]) != NULL)
 		return -1;
 	pw->pw_name = field[0];
 	pw->pw_passwd = field[1];
@@ -938,37 +940,128 @@ aliases_match_fullname(const char *word, struct user *found, size_t max)
 }
 
 /*
- * smtpd -C (SPEC 2, 5): the whole table in memory, every problem
- * reported as `file:line: message'.  Memory is no concern here: this
- * runs once, by hand, never for a client.
+ * smtpd -C (smtpd.8, -C and THE TABLE): the whole table in memory, every
+ * problem reported as `file:line: message'.  Memory is no concern here:
+ * this runs once, by hand, never for a client.
  */
 struct checked {
 	char		*name;
 	char		*text;
 	unsigned long	 lineno;
 	int		 user;		/* declares a local user */
-	int		 state;		/* walk: 0 new, 1 on the path, 2 done */
+	int		 state;		/* walk: 0 new, 1 on path, 2 done */
 	int		 height;	/* longest chain of names from here */
 	int		 member;	/* some other entry names it */
 	int		 dup;		/* an earlier entry has its name */
 };
 
+/*
+ * The entries are sorted by name for the walk, but whoever fixes the
+ * table reads it from the top: the problems are kept, then printed in
+ * the order of their lines, those of one line in the order found.
+ */
+struct report {
+	unsigned long	 lineno;
+	size_t		 seq;		/* when found */
+	char		*text;
+};
+
 static struct checked	*cents;
 static size_t		 ncents;
+static struct report	*reports;
+static size_t		 nreports, reports_cap;
 static const char	*check_path;
 static int		 nproblems;
+
+static int
+reports_room(void)
+{
+	struct report *r;
+	size_t cap = reports_cap == 0 ? 64 : 2 * reports_cap;
+
+	if (nreports < reports_cap)
+		return 0;
+	if ((r = realloc(reports, cap * sizeof *r)) == NULL)
+		return -1;
+	reports = r;
+	reports_cap = cap;
+	return 0;
+}
+
+/* One line of the report, kept; printed at once when it cannot be. */
+static void
+keep(unsigned long lineno, const char *fmt, va_list ap)
+{
+	char line[4096];	/* a loop of MAX_DEPTH names fits */
+	char *text = NULL;
+
+	(void)vsnprintf(line, sizeof line, fmt, ap);
+	sanitize(line);		/* a name may hold any byte but NUL */
+	if (reports_room() == -1 || (text = strdup(line)) == NULL) {
+		(void)fprintf(stderr, "%s:%lu: %s\n", check_path, lineno,
+		    line);	/* out of order, rather than lost */
+		return;
+	}
+	reports[nreports].lineno = lineno;
+	reports[nreports].seq = nreports;
+	reports[nreports++].text = text;
+}
 
 static void PRINTFLIKE(2, 3)
 problem(unsigned long lineno, const char *fmt, ...)
 {
 	va_list ap;
 
-	(void)fprintf(stderr, "%s:%lu: ", check_path, lineno);
 	va_start(ap, fmt);
-	(void)vfprintf(stderr, fmt, ap);
+	keep(lineno, fmt, ap);
 	va_end(ap);
-	(void)fputc('\n', stderr);
 	nproblems++;
+}
+
+/* What may be meant: said, but the table is still clean (exit 0). */
+static void PRINTFLIKE(2, 3)
+warning(unsigned long lineno, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	keep(lineno, fmt, ap);
+	va_end(ap);
+}
+
+static int
+by_line(const void *a, const void *b)
+{
+	const struct report *x = a, *y = b;
+
+	if (x->lineno != y->lineno)
+		return x->lineno < y->lineno ? -1 : 1;
+	return (x->seq > y->seq) - (x->seq < y->seq);
+}
+
+static void
+forget_reports(void)
+{
+	size_t i;
+
+	for (i = 0; i < nreports; i++)
+		free(reports[i].text);
+	free(reports);
+	reports = NULL;
+	nreports = reports_cap = 0;
+}
+
+static void
+print_reports(void)
+{
+	size_t i;
+
+	if (nreports > 0)
+		qsort(reports, nreports, sizeof *reports, by_line);
+	for (i = 0; i < nreports; i++)
+		(void)fprintf(stderr, "%s:%lu: %s\n", check_path,
+		    reports[i].lineno, reports[i].text);
+	forget_reports();
 }
 
 static int
@@ -997,6 +1090,36 @@ find_checked(const char *name)
 	    &cents[lo] : NULL;
 }
 
+/*
+ * smtpd.8, THE TABLE: a line starting with white space continues the
+ * entry before it.  Before the first entry there is none, and
+ * next_entry passes such a line over without a word; -C gives one.  A
+ * line of white space alone is blank, and continues nothing either.
+ */
+static void
+check_stray_lines(void)
+{
+	int c, text;
+
+	reader_seek(&rd, 0);
+	for (;;) {
+		c = reader_peek(&rd);
+		if (c == '#' || c == '\n' || c == '\r') {
+			skip_line(&rd);
+			continue;
+		}
+		if (c != ' ' && c != '\t')
+			return;		/* the first entry, or the end */
+		text = 0;
+		while ((c = reader_byte(&rd)) != -1 && c != '\n')
+			text |= c != ' ' && c != '\t' && c != '\r';
+		rd.lineno++;
+		if (text)
+			problem(rd.lineno, "a continuation line with no entry "
+			    "before it: ignored");
+	}
+}
+
 /* Read every entry; malformed ones are reported and left out. */
 static int
 load_all(void)
@@ -1005,11 +1128,12 @@ load_all(void)
 	struct user u;
 	size_t i, cap = 0;
 
+	check_stray_lines();
 	reader_seek(&rd, 0);
 	while (next_entry(&rd, &ent, NULL)) {
 		if (ent.name[0] == '\0') {
-			problem(ent.lineno, "malformed line: no `name:' "
-			    "(or a name longer than %d bytes)", SMTP_LOCAL_MAX);
+			problem(ent.lineno, "malformed line: no `name:' (or "
+			    "a name longer than %d bytes)", SMTP_LOCAL_MAX);
 			continue;
 		}
 		if (ent.too_long)
@@ -1029,9 +1153,6 @@ load_all(void)
 		    (c->text = strdup(ent.text)) == NULL)
 			return -1;
 		ncents++;
-		if (c->user && !delivery_safe_name(c->name))
-			problem(c->lineno, "%s: not usable as a mailbox name",
-			    c->name);
 	}
 	if (ncents > 0)
 		qsort(cents, ncents, sizeof *cents, by_name_line);
@@ -1040,8 +1161,27 @@ load_all(void)
 	return 0;
 }
 
+/*
+ * Can an address reach the entry called name?  RCPT refuses a local
+ * part that delivery_safe_name() refuses or that is not clean UTF-8
+ * (smtpd.8, INPUT RULES), and expansion skips such a target; one with
+ * bytes that are not clean is made `?' by sanitize() and names another.
+ */
+static int
+reachable(const char *name)
+{
+	return delivery_safe_name(name) && utf8_clean(name);
+}
+
+/* What a target is, to the entry that names it. */
+enum target_is {
+	IS_OTHER,		/* remote, or nothing smtpd delivers to */
+	IS_SELF,		/* the entry's own name: its own mailbox */
+	IS_LOCAL		/* another local name */
+};
+
 /* One target of entry c: is it something smtpd can deliver to? */
-static void
+static enum target_is
 check_target(struct checked *c, const struct target_text *t)
 {
 	char name[SMTP_LOCAL_MAX + 1];
@@ -1049,27 +1189,69 @@ check_target(struct checked *c, const struct target_text *t)
 	struct user u = { "", "" };	/* only written */
 	int r;
 
-	if (t->addr[0] == '\0')
+	if (t->addr[0] == '\0') {
 		problem(c->lineno, "%s: empty target", c->name);
-	else if (t->addr[0] == '|' || t->addr[0] == '/' ||
-	    strncasecmp(t->addr, ":include:", 9) == 0)
+		return IS_OTHER;
+	}
+	if (t->addr[0] == '|' || t->addr[0] == '/' ||
+	    strncasecmp(t->addr, ":include:", 9) == 0) {
 		problem(c->lineno, "%s: %s: pipes, files and :include: are "
 		    "not delivered by smtpd", c->name, t->addr);
-	else if (!local_part(t->addr, name, sizeof name)) {
+		return IS_OTHER;
+	}
+	if (!local_part(t->addr, name, sizeof name)) {
 		if (conf.forward == NULL)
 			problem(c->lineno, "%s: %s is remote and no -F is "
 			    "given: RCPT answers 551", c->name, t->addr);
-	} else if (strcmp(name, c->name) == 0)
-		;	/* its own mailbox */
-	else if ((to = find_checked(name)) != NULL)
-		to->member = 1;
-	else if (!delivery_safe_name(name))
+		return IS_OTHER;
+	}
+	if (strcmp(name, c->name) == 0)
+		return IS_SELF;
+	if (!delivery_safe_name(name))	/* before the table, as walk_name */
 		problem(c->lineno, "%s: %s: not usable as a mailbox name",
 		    c->name, t->addr);
+	else if ((to = find_checked(name)) != NULL)
+		to->member = 1;
 	else if ((r = account(name, &u)) <= 0)
 		problem(c->lineno, r == 0 ? "%s: unknown local target %s" :
 		    "%s: %s: the system's accounts cannot be asked",
 		    c->name, t->addr);
+	return IS_LOCAL;
+}
+
+/*
+ * The targets of c, a list or an alias.  With none, RCPT of it is 550
+ * (smtpd.8, RCPT).  A name among its own targets is its own mailbox
+ * (aliases(5): `bob: bob, bob@home' keeps a copy, sends one on), and
+ * EXPN lists that mailbox with the other members; beside other local
+ * targets it makes a list that delivers to a mailbox of the list's own
+ * name, which only makes sense when meant.
+ */
+static void
+check_targets(struct checked *c)
+{
+	struct target_text t;
+	const char *p = c->text;
+	int n = 0, self = 0, local = 0;
+
+	for (; next_target(&p, &t); n++)
+		switch (check_target(c, &t)) {
+		case IS_SELF:
+			self = 1;
+			break;
+		case IS_LOCAL:
+			local = 1;
+			break;
+		case IS_OTHER:
+			break;
+		}
+	if (n == 0)
+		problem(c->lineno, "%s: no target: RCPT answers 550",
+		    c->name);
+	else if (self && local)
+		warning(c->lineno, "warning: %s: names itself beside other "
+		    "local targets: a mailbox %s gets a copy too, and EXPN "
+		    "lists it", c->name, c->name);
 }
 
 /*
@@ -1078,6 +1260,24 @@ check_target(struct checked *c, const struct target_text *t)
  * deeper than expansion would, so it is bounded whatever the table.
  */
 static struct checked	*path[MAX_DEPTH + 2];
+
+/* The loop path[i..depth] -> to, on the line of the entry closing it. */
+static void
+report_loop(size_t i, size_t depth, const struct checked *to)
+{
+	char text[(MAX_DEPTH + 2) * (SMTP_LOCAL_MAX + 4)] = "";
+	size_t n = 0;
+	int w;
+
+	for (; i <= depth; i++) {
+		w = snprintf(text + n, sizeof text - n, "%s -> ",
+		    path[i]->name);
+		if (w < 0 || (size_t)w >= sizeof text - n)
+			break;	/* never: a path is MAX_DEPTH names at most */
+		n += w;
+	}
+	problem(path[depth]->lineno, "loop: %s%s", text, to->name);
+}
 
 static int
 chain(struct checked *c, size_t depth)
@@ -1101,19 +1301,14 @@ chain(struct checked *c, size_t depth)
 	path[depth] = c;
 	while (next_target(&p, &t)) {
 		if (!local_part(t.addr, name, sizeof name) ||
-		    strcmp(name, c->name) == 0)
-			continue;
+		    strcmp(name, c->name) == 0 || !delivery_safe_name(name))
+			continue;	/* walk_name() skips the unsafe */
 		if ((to = find_checked(name)) == NULL)
 			continue;	/* an account, or unknown */
 		if (to->state == 1) {
 			for (i = 0; path[i] != to; i++)
 				;
-			(void)fprintf(stderr, "%s:%lu: loop: ", check_path,
-			    c->lineno);
-			for (; i <= depth; i++)
-				(void)fprintf(stderr, "%s -> ", path[i]->name);
-			(void)fprintf(stderr, "%s\n", to->name);
-			nproblems++;
+			report_loop(i, depth, to);
 			continue;
 		}
 		h = chain(to, depth + 1);
@@ -1139,36 +1334,57 @@ forget_checked(void)
 	cents = NULL;
 	ncents = 0;
 	nproblems = 0;
+	forget_reports();
+}
+
+/* Each entry alone; a later one of the same name is never read. */
+static void
+check_entries(void)
+{
+	struct checked *c;
+
+	for (c = cents; c < cents + ncents; c++)
+		if (c->dup)
+			problem(c->lineno, "%s: already defined at line %lu; "
+			    "this entry is never used", c->name, c[-1].lineno);
+		else if (!reachable(c->name))
+			problem(c->lineno, "%s: no address can reach this "
+			    "entry", c->name);
+		else if (!c->user)
+			check_targets(c);
+}
+
+/*
+ * Lists nested deeper than expansion goes (MAX_DEPTH): RCPT of the top
+ * one is refused.  Only a top one is named: one that no entry names.
+ */
+static void
+check_depth(void)
+{
+	struct checked *c;
+
+	for (c = cents; c < cents + ncents; c++)
+		if (!c->user && !c->dup && reachable(c->name) &&
+		    chain(c, 0) > MAX_DEPTH && !c->member)
+			problem(c->lineno, "%s: lists nested more than %d "
+			    "deep", c->name, MAX_DEPTH);
 }
 
 /* Check the table at path; returns the number of problems reported. */
 int
 aliases_check(const char *file)
 {
-	struct target_text t;
-	const char *p;
-	size_t i;
-
 	check_path = file;
 	if (table_fd == -1)
 		return 0;
 	if (load_all() == -1) {
+		print_reports();
 		(void)fprintf(stderr, "%s: out of memory\n", file);
 		return nproblems + 1;
 	}
-	for (i = 0; i < ncents; i++)
-		if (cents[i].dup)
-			problem(cents[i].lineno, "%s: already defined at line "
-			    "%lu; this entry is never used", cents[i].name,
-			    cents[i - 1].lineno);
-		else if (!cents[i].user)
-			for (p = cents[i].text; next_target(&p, &t); )
-				check_target(&cents[i], &t);
-	for (i = 0; i < ncents; i++)
-		if (!cents[i].user && !cents[i].dup &&
-		    chain(&cents[i], 0) > MAX_DEPTH && !cents[i].member)
-			problem(cents[i].lineno, "%s: lists nested more than "
-			    "%d deep", cents[i].name, MAX_DEPTH);
+	check_entries();
+	check_depth();
+	print_reports();
 	if (find_checked("postmaster") == NULL)
 		(void)fprintf(stderr, "%s: warning: no postmaster entry; "
 		    "its mail goes to the spool's postmaster mailbox\n", file);

@@ -8,15 +8,21 @@
  * fuzzing harnesses (tests/fuzz/) is served exactly as a socket is.
  * Text from the client is made harmless here too (sanitize).
  */
+#define _GNU_SOURCE		/* ppoll(), close_range() */
 #include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <poll.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
-#include <sys/select.h>
+#include <sys/prctl.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
 #include <syslog.h>
 #include <time.h>
 #include <unistd.h>
@@ -31,7 +37,7 @@ static char	 obuf[4096];		/* replies not yet sent */
 static size_t	 olen;
 static int	 line_fresh;		/* a new line began: new deadline */
 static struct timespec deadline;	/* the current line's */
-static sigset_t	 unblocked;		/* the mask pselect() waits with */
+static sigset_t	 unblocked;		/* the mask ppoll() waits with */
 static volatile sig_atomic_t terminated;
 
 static void
@@ -42,9 +48,11 @@ on_signal(int sig)
 }
 
 /*
- * SIGTERM (and a hang-up or ^C) is blocked except while waiting for the
- * client, so it never cuts a delivery short: it surfaces as EINTR in
- * pselect(), after the delivery's reply is queued (SPEC 4).
+ * SIGTERM (and a hang-up or ^C) is blocked except while waiting: for the
+ * client, where it surfaces as EINTR in ppoll() after the delivery's
+ * reply is queued; and, in delivery, for a lock or the -F program,
+ * where client_stopping() then rolls the delivery back.  It never cuts a
+ * write short (smtpd.8, INPUT RULES).
  */
 static void
 setup_signals(void)
@@ -233,21 +241,73 @@ pipe_cloexec(int fds[2])
 }
 
 /*
+ * The environment of every program smtpd starts (smtpd.8, FORWARDING AND
+ * RELAYING): PATH alone, so that nothing the superserver or the client
+ * set (TCPREMOTEHOST, RELAYCLIENT, a hostile LD_PRELOAD left by a
+ * launcher) reaches it.
+ */
+#define DEFAULT_PATH	"/usr/local/bin:/usr/bin:/bin"
+
+static char	*child_env[2];
+
+static void
+clean_env(void)
+{
+	static char path[1024];
+	const char *p = getenv("PATH");
+
+	if (p == NULL || (size_t)snprintf(path, sizeof path, "PATH=%s", p) >=
+	    sizeof path)
+		(void)snprintf(path, sizeof path, "PATH=" DEFAULT_PATH);
+	child_env[0] = path;
+	child_env[1] = NULL;
+}
+
+/* Every descriptor from 3 up closed: none of ours leaks into a child. */
+static void
+close_from_3(void)
+{
+	struct rlimit rl;
+	long fd, max = 1024;
+
+#ifdef SYS_close_range
+	if (close_range(3, ~0U, 0) == 0)
+		return;
+#endif
+	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY)
+		max = (long)rl.rlim_cur;
+	for (fd = 3; fd < max; fd++)
+		(void)close((int)fd);
+}
+
+/*
  * Run argv (searched along PATH) on in and out, /dev/null for a side
- * given as -1, with a clean start: no signal blocked, SIGPIPE fatal
- * again, and never the client's descriptors (stderr is /dev/null too
- * unless the log goes there).  A program given seconds is killed by
- * SIGALRM after them: a pending alarm survives execve().
+ * given as -1, with a clean start (smtpd.8, FORWARDING AND RELAYING): no
+ * signal blocked, SIGPIPE fatal again, PATH alone in its environment,
+ * descriptors 0-2 alone (stderr /dev/null unless the log goes there),
+ * in a process group of its own so that it can be killed whole, and
+ * killed too should smtpd die first.  A program given seconds is killed
+ * by SIGALRM after them: a pending alarm survives execve().
  */
 pid_t
 spawn(char *const argv[], int in, int out, unsigned seconds)
 {
+	extern char **environ;
+	pid_t pid, parent = self_pid();
 	sigset_t none;
-	pid_t pid;
 	int null;
 
-	if ((pid = fork()) != 0)
+	if (child_env[0] == NULL)
+		clean_env();
+	if ((pid = fork()) != 0) {
+		if (pid > 0)
+			(void)setpgid(pid, pid);	/* whichever runs first */
 		return pid;
+	}
+	(void)setpgid(0, 0);
+	/* XXX: the kernel forgets this across a set-id execve() */
+	if (prctl(PR_SET_PDEATHSIG, SIGKILL) == -1 || getppid() != parent)
+		_exit(126);
 	sigemptyset(&none);
 	(void)sigprocmask(SIG_SETMASK, &none, NULL);
 	(void)signal(SIGPIPE, SIG_DFL);
@@ -257,9 +317,21 @@ spawn(char *const argv[], int in, int out, unsigned seconds)
 	    dup2(out != -1 ? out : null, 1) == -1 ||
 	    (!conf.log_stderr && dup2(null, 2) == -1))
 		_exit(126);
+	close_from_3();
+	environ = child_env;
 	(void)alarm(seconds);
 	execvp(argv[0], argv);
 	_exit(127);
+}
+
+/* Kill a child spawn() started, and its whole process group; reap it. */
+void
+spawn_kill(pid_t pid)
+{
+	(void)kill(-pid, SIGKILL);
+	(void)kill(pid, SIGKILL);	/* should setpgid() have failed */
+	while (waitpid(pid, NULL, 0) == -1 && errno == EINTR)
+		;
 }
 
 /* Deadlines on the monotonic clock, for the client and for delivery. */
@@ -288,32 +360,79 @@ deadline_left(const struct timespec *until, struct timespec *left)
 }
 
 /*
- * Wait until fd is ready or the deadline passes.  While reading, the
- * signals that end the session are let in; a write is finished first.
+ * Wait until fd is ready for events (POLLIN or POLLOUT), or until the
+ * deadline.  With `let_in', the signals that end the session are let in
+ * meanwhile, and LINE_TERM says that one came; without, they wait.
+ * Returns 0, LINE_TIMEOUT, LINE_TERM or LINE_EOF (poll failed).
  */
-static int
-wait_fd(int fd, int writing, const struct timespec *until)
+int
+fd_wait(int fd, short events, const struct timespec *until, int let_in)
 {
+	struct pollfd pfd;
 	struct timespec left;
-	fd_set set;
 	int r;
 
 	for (;;) {
-		if (terminated && !writing)
+		if (terminated && let_in)
 			return LINE_TERM;
 		if (deadline_left(until, &left) == -1)
 			return LINE_TIMEOUT;
-		FD_ZERO(&set);
-		FD_SET(fd, &set);
-		r = pselect(fd + 1, writing ? NULL : &set, writing ? &set : NULL,
-		    NULL, &left, &unblocked);
+		pfd.fd = fd;
+		pfd.events = events;
+		pfd.revents = 0;
+		r = ppoll(fd == -1 ? NULL : &pfd, fd == -1 ? 0 : 1, &left,
+		    let_in ? &unblocked : NULL);
 		if (r > 0)
 			return 0;
-		if (r == 0)
+		if (r == 0 && fd != -1)
 			return LINE_TIMEOUT;
-		if (errno != EINTR)
+		if (r == -1 && errno != EINTR)
 			return LINE_EOF;
 	}
+}
+
+/*
+ * Has a signal asked the session to end?  Delivery asks between its
+ * steps, while the signals wait blocked, so that a wait for a lock or
+ * a program is cut short and rolled back rather than sat out (smtpd.8,
+ * INPUT RULES: SIGTERM).
+ */
+int
+client_stopping(void)
+{
+	sigset_t pending;
+
+	if (terminated)
+		return 1;
+	if (sigpending(&pending) == -1)
+		return 0;
+	return sigismember(&pending, SIGTERM) == 1 ||
+	    sigismember(&pending, SIGHUP) == 1 ||
+	    sigismember(&pending, SIGINT) == 1;
+}
+
+/* Sleep for *ts, or until a signal that ends the session comes. */
+void
+client_nap(const struct timespec *ts)
+{
+	struct timespec until, now;
+
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	until.tv_sec = now.tv_sec + ts->tv_sec;
+	until.tv_nsec = now.tv_nsec + ts->tv_nsec;
+	if (until.tv_nsec >= 1000000000L) {
+		until.tv_sec++;
+		until.tv_nsec -= 1000000000L;
+	}
+	(void)fd_wait(-1, 0, &until, 1);
+}
+
+static int
+wait_fd(int fd, int writing, const struct timespec *until)
+{
+	/* while reading, the signals that end the session are let in; a
+	 * write is finished first */
+	return fd_wait(fd, writing ? POLLOUT : POLLIN, until, !writing);
 }
 
 /*

@@ -1,18 +1,25 @@
 /*
- * delivery.c: mailboxes (SPEC 8).
+ * delivery.c: mailboxes (smtpd.8, MAILBOX FORMAT and LOCKING).
  *
  * A message goes to all its mailboxes or to none.  Each is locked the
- * way mutt, procmail, Dovecot and mail.local expect on Linux (a dot-lock
- * made with link(), then fcntl(), then flock(), none of them blocking),
- * in the order of their names so that two deliveries never deadlock.
- * Only when every copy is written and fsynced are the locks let go; if
- * any copy fails, every mailbox is cut back to its old size first.  The
- * dot-lock records the old size, so a writer killed halfway leaves
- * behind what the next one needs to cut its partial message away.
+ * way Debian Policy 11.6, Dovecot and mutt lock an mbox on Linux:
+ * fcntl() first, then a dot-lock made with link(), then flock(), none
+ * of them waited for while another is held, in the order of the
+ * mailboxes' names so that two deliveries never deadlock.  Only when
+ * every copy is written and fsynced are the locks let go; if any copy
+ * fails, every mailbox is cut back to its old size first.  The dot-lock
+ * records the old size, so a writer killed halfway leaves behind what
+ * the next one needs to cut its partial message away.
+ *
+ * The spool may be writable by people who are not to be trusted (1777,
+ * or a group-writable 2775): whatever they plant there, a lock, a
+ * directory, a FIFO, a symbolic link, a mailbox made in advance, is
+ * judged by its type and owner before anything it says is believed.
  *
  * Terminals (SEND, SOML, SAML) are at the end of the file.
  */
-#define _GNU_SOURCE		/* copy_file_range(), sync_file_range() */
+#define _GNU_SOURCE		/* copy_file_range(), sync_file_range(), O_PATH */
+#include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -20,10 +27,12 @@
 #include <pwd.h>
 #include <signal.h>
 #include <stddef.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/file.h>
+#include <sys/random.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/time.h>
@@ -36,20 +45,24 @@
 
 #include "session.h"
 
-#define LOCK_WAIT	60		/* SPEC 8: seconds, then 451 */
-#define LOCK_STALE	300		/* SPEC 8: a dot-lock this old is dead */
+#define LOCK_WAIT	60		/* smtpd.8: seconds, then 451 */
+#define LOCK_STALE	300		/* smtpd.8: a dot-lock this old is dead */
 #define BACKOFF_MIN_US	100
 #define BACKOFF_MAX_US	20000
 #define COPY_STEP	(4 << 20)	/* bytes copied between writeback starts */
+#define TMP_TRIES	8		/* unique lock files tried before giving up */
 
 struct mailbox {
 	const char	*name;
 	int		 fd;
 	int		 lockfd;	/* our dot-lock, until it holds the size */
+	int		 fcntl_held;
 	int		 dotlocked;
+	int		 flocked;
 	int		 tmp_made;	/* the unique file of its dot-lock */
 	int		 created;
 	int		 written;
+	uint64_t	 tmp_id;	/* the random part of its name */
 	off_t		 oldsize;
 	struct timespec	 atime;		/* as it was before delivery */
 	char		 path[PATH_MAX];	/* last: the fields share a page */
@@ -63,13 +76,16 @@ struct leftover {
 	long long	 seen;		/* the mailbox's, when we broke the lock */
 };
 
+/* A lock that was in the way: wait, try again, give up, or break it. */
+enum lock_verdict { LOCK_ALIVE = -1, LOCK_GONE = -2, LOCK_DIR = -3 };
+
 static struct mailbox	 boxes[MAX_TARGETS];
 static char		 copybuf[65536];
-static char		 lockhost[256];
+static char		 lockhost[65];
 static unsigned		 seed;
 
 /*
- * SPEC 4: a local part that names a mailbox must stay in the spool: no
+ * smtpd.8: a local part that names a mailbox must stay in the spool: no
  * '/', no leading dot, no control character; and none may end in
  * ".lock", which is another mailbox's dot-lock.
  */
@@ -88,7 +104,7 @@ delivery_safe_name(const char *name)
 	return 1;
 }
 
-/* A failed write or create: 452 when the disk is full (SPEC 8). */
+/* A failed write or create: 452 when the disk is full. */
 static enum delivery_status
 write_failure(void)
 {
@@ -96,11 +112,11 @@ write_failure(void)
 	    DELIVERY_TEMP;
 }
 
-/* Why a mailbox failed, for the log; errno 0 adds nothing. */
+/* Why a mailbox failed, for the log, by its path; errno 0 adds nothing. */
 static void
 say(char *why, size_t size, const char *what, const struct mailbox *mb)
 {
-	(void)snprintf(why, size, "%s: %s%s%s", mb->name, what,
+	(void)snprintf(why, size, "%s: %s%s%s", mb->path, what,
 	    errno != 0 ? ": " : "", errno != 0 ? strerror(errno) : "");
 }
 
@@ -108,7 +124,7 @@ say(char *why, size_t size, const char *what, const struct mailbox *mb)
  * A randomised wait, doubling from BACKOFF_MIN_US: a delivery holds its
  * locks for about a millisecond, so the first waits are short, and even
  * the longest stays short enough that a free lock does not sit idle
- * while twenty writers sleep.
+ * while twenty writers sleep.  SIGTERM cuts it short.
  */
 static void
 backoff(unsigned attempt)
@@ -121,8 +137,7 @@ backoff(unsigned attempt)
 	us = us / 2 + rand_r(&seed) % (us / 2 + 1);	/* no lock-step */
 	ts.tv_sec = us / 1000000;
 	ts.tv_nsec = (us % 1000000) * 1000L;
-	while (nanosleep(&ts, &ts) == -1 && errno == EINTR)
-		;
+	client_nap(&ts);
 }
 
 static int
@@ -131,6 +146,13 @@ past(const struct timespec *until)
 	struct timespec left;
 
 	return deadline_left(until, &left) == -1;
+}
+
+/* Time to give up a wait: the deadline passed, or SIGTERM came. */
+static int
+give_up(const struct timespec *until)
+{
+	return past(until) || client_stopping();
 }
 
 /*
@@ -159,15 +181,34 @@ lock_fields(char *buf, long long *pid, char **host, long long *size,
 	return 4;
 }
 
-#define LOCK_GONE	(-2)	/* no lock any more: try again at once */
-
 /*
- * SPEC 8: is the dot-lock dead?  Returns LOCK_GONE, -1 (alive), or a
- * descriptor of the dead lock, kept open so that its inode cannot be
- * reused for a new lock before break_lock() has compared them.
+ * Could the owner of a lock write the mailbox?  Root, the account smtpd
+ * delivers as, the mailbox's owner, or its group when the mailbox is
+ * group-writable (a setgid-mail locker such as mutt_dotlock).  A lock
+ * made by anyone else is no lock: planted in a shared spool, it would
+ * block the mailbox for as long as its maker liked.
  */
 static int
-lock_is_stale(const char *lock, struct leftover *lo)
+lock_owner_may_write(const struct stat *lk, const struct mailbox *mb)
+{
+	struct stat st;
+
+	if (lk->st_uid == 0 || lk->st_uid == geteuid())
+		return 1;
+	if (fstat(mb->fd, &st) == -1)
+		return 1;	/* cannot tell: a lock as any other */
+	return lk->st_uid == st.st_uid ||
+	    ((st.st_mode & S_IWGRP) && lk->st_gid == st.st_gid);
+}
+
+/*
+ * What a dead smtpd's lock says of the mailbox, believed only when the
+ * lock is a regular file of the account smtpd delivers as: anyone else
+ * could write any size there, and have the mailbox cut at it.  Returns
+ * whether its writer is dead.
+ */
+static int
+read_lock(const char *lock, const struct stat *held, struct leftover *lo)
 {
 	char buf[512], *host = NULL;
 	long long pid = 0, size = 0;
@@ -176,27 +217,64 @@ lock_is_stale(const char *lock, struct leftover *lo)
 	ssize_t n;
 	int fd, dead;
 
-	if ((fd = open(lock, O_RDONLY | O_NOFOLLOW | O_NONBLOCK |
+	if ((fd = open(lock, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_NOCTTY |
 	    O_CLOEXEC)) == -1)
-		return errno == ENOENT ? LOCK_GONE : -1;
-	if (fstat(fd, &st) == -1 || (n = read(fd, buf, sizeof buf - 1)) < 0) {
+		return 0;
+	if (fstat(fd, &st) == -1 || st.st_ino != held->st_ino ||
+	    st.st_dev != held->st_dev || (n = read(fd, buf, sizeof buf - 1))
+	    < 0) {
 		(void)close(fd);
-		return -1;
+		return 0;	/* replaced meanwhile: judged again next time */
 	}
+	(void)close(fd);
 	buf[n] = '\0';
 	n = lock_fields(buf, &pid, &host, &size, &ino);
 	dead = n >= 2 && pid > 0 && pid <= INT_MAX &&
 	    strcmp(host, lockhost) == 0 && kill((pid_t)pid, 0) == -1 &&
 	    errno == ESRCH;
-	if (dead && n == 4) {
+	if (dead && n == 4 && held->st_uid == geteuid()) {
 		lo->valid = 1;
 		lo->size = size;
 		lo->ino = ino;
+	} else if (dead && n == 4)
+		log_msg(LOG_WARNING, "%s: a dead writer's lock made by uid %lu, "
+		    "not by us: its record is not believed", lock,
+		    (unsigned long)held->st_uid);
+	return dead;
+}
+
+/*
+ * smtpd.8: is the dot-lock in our way dead?  Returns a verdict, or an
+ * O_PATH descriptor of a lock to break, kept open so that its inode
+ * cannot be reused for a new lock before break_lock() has compared
+ * them.  A lock that is no regular file (a symbolic link, a FIFO, a
+ * socket) is judged by its own times, never opened for real; a
+ * directory can never be broken by unlink().
+ */
+static int
+judge_lock(const char *lock, const struct mailbox *mb, struct leftover *lo,
+    const char **why)
+{
+	struct stat st;
+	int fd;
+
+	if ((fd = open(lock, O_PATH | O_NOFOLLOW | O_CLOEXEC)) == -1)
+		return errno == ENOENT ? LOCK_GONE : LOCK_ALIVE;
+	if (fstat(fd, &st) == -1 || S_ISDIR(st.st_mode)) {
+		(void)close(fd);
+		return S_ISDIR(st.st_mode) ? LOCK_DIR : LOCK_ALIVE;
 	}
-	if (dead || time(NULL) - st.st_mtime > LOCK_STALE)
-		return fd;
-	(void)close(fd);
-	return -1;
+	if (!lock_owner_may_write(&st, mb))
+		*why = "made by someone who cannot write the mailbox";
+	else if (S_ISREG(st.st_mode) && read_lock(lock, &st, lo))
+		*why = "its process is gone";
+	else if (time(NULL) - st.st_mtime > LOCK_STALE)
+		*why = "more than five minutes old";
+	else {
+		(void)close(fd);
+		return LOCK_ALIVE;
+	}
+	return fd;
 }
 
 /*
@@ -205,11 +283,11 @@ lock_is_stale(const char *lock, struct leftover *lo)
  * it went by itself (a live owner that finished between our reading and
  * our kill(): what it said must not be believed), 0 otherwise.
  * XXX: between the lstat() and the unlink() a new lock may still slip
- * in; every dot-lock scheme shares this window, the fcntl() and flock()
- * locks taken next close it for the writers that use them.
+ * in; every dot-lock scheme shares this window, and the fcntl() lock we
+ * hold closes it for the writers that take fcntl() first.
  */
 static int
-break_lock(const char *lock, int fd)
+break_lock(const char *lock, int fd, const char *why)
 {
 	struct stat st, held;
 	int r = 0;
@@ -218,20 +296,20 @@ break_lock(const char *lock, int fd)
 		r = errno == ENOENT ? LOCK_GONE : 0;
 	else if (fstat(fd, &held) == 0 && st.st_ino == held.st_ino &&
 	    st.st_dev == held.st_dev && unlink(lock) == 0) {
-		log_msg(LOG_WARNING, "removed stale lock %s", lock);
+		log_msg(LOG_WARNING, "removed stale lock %s (%s)", lock, why);
 		r = 2;
 	}
 	(void)close(fd);
 	return r;
 }
 
-
-/* Our unique file for the i-th mailbox's dot-lock. */
+/* Our unique file for a mailbox's dot-lock. */
 static int
-tmp_name(char *buf, size_t size, size_t i)
+tmp_name(char *buf, size_t size, const struct mailbox *mb)
 {
-	return (size_t)snprintf(buf, size, "%s/.lk.%.64s.%ld.%zu", conf.spool,
-	    lockhost, (long)self_pid(), i) < size ? 0 : -1;
+	return (size_t)snprintf(buf, size, "%s/.lk.%s.%ld.%016llx",
+	    conf.spool, lockhost, (long)self_pid(),
+	    (unsigned long long)mb->tmp_id) < size ? 0 : -1;
 }
 
 /* The mailbox's dot-lock, <mailbox>.lock. */
@@ -243,31 +321,58 @@ lock_name(char *buf, size_t size, const struct mailbox *mb)
 }
 
 /*
+ * 64 bits no one can guess: the names of smtpd's files in the spool
+ * must not be made in advance by someone who wants every delivery to
+ * fail (smtpd.8, SECURITY).  The clock and a counter stand in only
+ * where the kernel will not answer, and O_EXCL still guards the name.
+ */
+static uint64_t
+random64(void)
+{
+	static uint64_t counter;
+	struct timespec ts;
+	uint64_t r;
+
+	if (getrandom(&r, sizeof r, GRND_NONBLOCK) == (ssize_t)sizeof r)
+		return r;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return ((uint64_t)ts.tv_nsec << 32) ^ (uint64_t)ts.tv_sec ^
+	    ((uint64_t)self_pid() << 16) ^ ++counter;
+}
+
+/*
  * The dot-lock, NFS-safe: a unique file linked to <mailbox>.lock; a link
- * count of 2 says it worked even if link()'s reply was lost.  The unique
+ * count of 2 says it worked even if link()'s reply was lost.  Its name
+ * is random, made with O_EXCL, tried anew when it is taken.  The unique
  * file is made before the queue and removed after it, so that the next
  * delivery in line does not wait while a file system allocates or frees
  * an inode.
  */
 static enum delivery_status
-dotlock_prepare(struct mailbox *mb, size_t i, char *why, size_t size)
+dotlock_prepare(struct mailbox *mb, char *why, size_t size)
 {
 	char tmp[PATH_MAX], text[300];
 	enum delivery_status st_fail;
-	int n;
+	int n, tries;
 
 	if ((size_t)snprintf(mb->path, sizeof mb->path, "%s/%s", conf.spool,
-	    mb->name) >= sizeof mb->path - 5 || tmp_name(tmp, sizeof tmp, i)) {
+	    mb->name) >= sizeof mb->path - 5) {
 		errno = ENAMETOOLONG;
 		say(why, size, "cannot lock", mb);
 		return DELIVERY_TEMP;
 	}
 	errno = 0;
-	mb->lockfd = open(tmp, O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW |
-	    O_CLOEXEC, 0644);
-	if (mb->lockfd == -1 && errno == EEXIST && unlink(tmp) == 0)
-		mb->lockfd = open(tmp, O_RDWR | O_CREAT | O_EXCL |
-		    O_NOFOLLOW | O_CLOEXEC, 0644);	/* a dead one's */
+	for (tries = 0; tries < TMP_TRIES; tries++) {
+		mb->tmp_id = random64();
+		if (tmp_name(tmp, sizeof tmp, mb) == -1) {
+			errno = ENAMETOOLONG;
+			break;
+		}
+		mb->lockfd = open(tmp, O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW |
+		    O_NOCTTY | O_CLOEXEC, 0644);
+		if (mb->lockfd != -1 || errno != EEXIST)
+			break;
+	}
 	mb->tmp_made = mb->lockfd != -1;
 	n = snprintf(text, sizeof text, "%ld %s\n", (long)self_pid(), lockhost);
 	if (mb->lockfd == -1 || write(mb->lockfd, text, n) != n) {
@@ -277,119 +382,6 @@ dotlock_prepare(struct mailbox *mb, size_t i, char *why, size_t size)
 		say(why, size, "cannot make a lock file", mb);
 		return st_fail;
 	}
-	return DELIVERY_OK;
-}
-
-static enum delivery_status
-dotlock(struct mailbox *mb, size_t i, const struct timespec *until,
-    struct leftover *lo, char *why, size_t size)
-{
-	char tmp[PATH_MAX], lock[PATH_MAX];
-	struct stat st;
-	unsigned attempt;
-	int got, r;
-
-	if (tmp_name(tmp, sizeof tmp, i) == -1 ||
-	    lock_name(lock, sizeof lock, mb) == -1) {
-		errno = ENAMETOOLONG;	/* dotlock_prepare() saw to it */
-		say(why, size, "cannot lock", mb);
-		return DELIVERY_TEMP;
-	}
-	for (attempt = 0;; attempt++) {
-		got = link(tmp, lock) == 0 || (fstat(mb->lockfd, &st) == 0 &&
-		    st.st_nlink == 2);
-		if (got || errno != EEXIST)
-			break;
-		/*
-		 * What a dead writer's lock says of the mailbox is only
-		 * believed when this process removed that very lock and
-		 * its next link() took the name, and when nobody wrote in
-		 * between: the size seen before must still be the size.
-		 */
-		lo->valid = 0;
-		lo->seen = stat(mb->path, &st) == 0 ? (long long)st.st_size : -1;
-		if ((r = lock_is_stale(lock, lo)) >= 0)
-			r = break_lock(lock, r);
-		if (r != 2)
-			lo->valid = 0;
-		if (r == 2 || r == LOCK_GONE)
-			continue;
-		if (past(until)) {
-			errno = EWOULDBLOCK;
-			break;
-		}
-		backoff(attempt);
-	}
-	if (!got)
-		say(why, size, "cannot take the dot-lock", mb);
-	mb->dotlocked = got;
-	return got ? DELIVERY_OK : DELIVERY_TEMP;
-}
-
-/*
- * SPEC 8: a new mailbox belongs to its user's account when run as root.
- * The account is asked before the mailbox is made, so that when the
- * accounts cannot be asked none is made, rather than one that would
- * stay root's.  1: *uid and *gid set; 0: the mailbox stays ours; -1:
- * try later.
- */
-static int
-new_owner(const struct mailbox *mb, uid_t *uid, gid_t *gid)
-{
-	struct passwd *pw;
-
-	if (geteuid() != 0)
-		return 0;
-	if ((pw = aliases_getpw(mb->name)) == NULL)
-		return errno == 0 ? 0 : -1;
-	*uid = pw->pw_uid;
-	*gid = pw->pw_gid;
-	return 1;
-}
-
-/*
- * SPEC 8: never through a symbolic link, never a file that is not a
- * regular one or that has another name: such a mailbox is left alone.
- * lstat() first, so that a device or a FIFO is not even opened.
- */
-static enum delivery_status
-open_mailbox(struct mailbox *mb, char *why, size_t size)
-{
-	const int flags = O_RDWR | O_APPEND | O_NOFOLLOW | O_NONBLOCK |
-	    O_NOCTTY | O_CLOEXEC;
-	struct stat before, st;
-	int exists, owner = 0;
-	uid_t uid = 0;
-	gid_t gid = 0;
-
-	exists = lstat(mb->path, &before) == 0;
-	if (exists && (!S_ISREG(before.st_mode) || before.st_nlink != 1)) {
-		errno = 0;
-		say(why, size, S_ISREG(before.st_mode) ? "has hard links" :
-		    "not a regular file", mb);
-		return DELIVERY_TEMP;
-	}
-	if (!exists && (owner = new_owner(mb, &uid, &gid)) == -1) {
-		say(why, size, "cannot look up its owner", mb);
-		return DELIVERY_TEMP;
-	}
-	mb->fd = exists ? open(mb->path, flags) :
-	    open(mb->path, flags | O_CREAT | O_EXCL, 0600);
-	if (mb->fd == -1) {
-		say(why, size, "cannot open", mb);
-		return write_failure();
-	}
-	mb->created = !exists;
-	if (fstat(mb->fd, &st) == -1 || !S_ISREG(st.st_mode) ||
-	    st.st_nlink != 1 || (exists && (st.st_ino != before.st_ino ||
-	    st.st_dev != before.st_dev))) {
-		errno = EAGAIN;
-		say(why, size, "changed while being opened", mb);
-		return DELIVERY_TEMP;
-	}
-	if (owner == 1 && fchown(mb->fd, uid, gid) == -1)	/* it is new */
-		log_msg(LOG_WARNING, "%s: cannot give to %s: %m", mb->path,
-		    mb->name);
 	return DELIVERY_OK;
 }
 
@@ -407,29 +399,292 @@ range_lock(int fd, int cmd, short type, off_t start, off_t len)
 	return fcntl(fd, cmd, &fl);
 }
 
-/* fcntl() and flock(): on Linux they do not see each other (SPEC 8). */
-static enum delivery_status
-lock_fd(struct mailbox *mb, const struct timespec *until, char *why,
+/* Let go of whichever of a mailbox's three locks are held. */
+static void
+unlock_mailbox(struct mailbox *mb)
+{
+	char lock[PATH_MAX];
+
+	if (mb->flocked)
+		(void)flock(mb->fd, LOCK_UN);
+	if (mb->dotlocked && lock_name(lock, sizeof lock, mb) == 0 &&
+	    unlink(lock) == -1)
+		log_msg(LOG_ERR, "%s: cannot remove: %m", lock);
+	if (mb->fcntl_held)
+		(void)range_lock(mb->fd, F_SETLK, F_UNLCK, 0, 0);
+	mb->flocked = mb->dotlocked = mb->fcntl_held = 0;
+}
+
+/* What taking the locks came to: all three, one busy, or a failure. */
+enum take { TAKE_LOCKED, TAKE_BUSY, TAKE_FAILED };
+
+/*
+ * The dot-lock, the fcntl() lock being held: a dead lock in the way is
+ * broken and the link tried again at once; a live one is busy.  Only
+ * while we hold fcntl() is a lock judged, so no writer that takes
+ * fcntl() first can be between its steps.
+ */
+static enum take
+take_dotlock(struct mailbox *mb, struct leftover *lo, char *why,
     size_t size)
 {
-	unsigned attempt;
+	char tmp[PATH_MAX], lock[PATH_MAX];
+	const char *reason = "";
+	struct stat st;
+	int r, tries;
 
-	for (attempt = 0; range_lock(mb->fd, F_SETLK, F_WRLCK, 0, 0) == -1;
-	    attempt++) {
-		if ((errno != EAGAIN && errno != EACCES) || past(until)) {
-			say(why, size, "cannot take the fcntl lock", mb);
-			return DELIVERY_TEMP;
-		}
-		backoff(attempt);
+	if (tmp_name(tmp, sizeof tmp, mb) == -1 ||
+	    lock_name(lock, sizeof lock, mb) == -1) {
+		errno = ENAMETOOLONG;	/* dotlock_prepare() saw to it */
+		say(why, size, "cannot lock", mb);
+		return TAKE_FAILED;
 	}
-	for (attempt = 0; flock(mb->fd, LOCK_EX | LOCK_NB) == -1; attempt++) {
-		if (errno != EWOULDBLOCK || past(until)) {
+	for (tries = 0; tries < 4; tries++) {
+		if (link(tmp, lock) == 0 || (fstat(mb->lockfd, &st) == 0 &&
+		    st.st_nlink == 2)) {
+			mb->dotlocked = 1;
+			return TAKE_LOCKED;
+		}
+		if (errno != EEXIST) {
+			say(why, size, "cannot make the dot-lock", mb);
+			return TAKE_FAILED;
+		}
+		/*
+		 * What a dead writer's lock says of the mailbox is only
+		 * believed when this process removed that very lock and
+		 * its next link() took the name, and when nobody wrote in
+		 * between: the size seen before must still be the size.
+		 */
+		lo->valid = 0;
+		lo->seen = fstat(mb->fd, &st) == 0 ? (long long)st.st_size : -1;
+		if ((r = judge_lock(lock, mb, lo, &reason)) == LOCK_DIR) {
+			errno = EISDIR;
+			say(why, size, "a directory is where its dot-lock "
+			    "belongs", mb);
+			log_msg(LOG_ERR, "%s: a directory: no delivery to %s "
+			    "until it is removed", lock, mb->path);
+			return TAKE_FAILED;
+		}
+		if (r >= 0)
+			r = break_lock(lock, r, reason);
+		if (r != 2)
+			lo->valid = 0;
+		if (r != 2 && r != LOCK_GONE)
+			return TAKE_BUSY;
+	}
+	return TAKE_BUSY;
+}
+
+/*
+ * The three locks of smtpd.8, LOCKING, in Debian's order, each tried
+ * once without blocking; when one is busy, those already taken are let
+ * go, so that smtpd never waits for a lock while it holds another (a
+ * Dovecot holding fcntl() and waiting for the dot-lock would otherwise
+ * wait for us while we wait for it).  *busy names the busy one.
+ */
+static enum take
+take_locks(struct mailbox *mb, struct leftover *lo, const char **busy,
+    char *why, size_t size)
+{
+	enum take t;
+
+	if (range_lock(mb->fd, F_SETLK, F_WRLCK, 0, 0) == -1) {
+		*busy = "the fcntl lock";
+		if (errno == EAGAIN || errno == EACCES)
+			return TAKE_BUSY;
+		say(why, size, "cannot take the fcntl lock", mb);
+		return TAKE_FAILED;
+	}
+	mb->fcntl_held = 1;
+	*busy = "the dot-lock";
+	if ((t = take_dotlock(mb, lo, why, size)) != TAKE_LOCKED) {
+		unlock_mailbox(mb);
+		return t;
+	}
+	if (flock(mb->fd, LOCK_EX | LOCK_NB) == -1) {
+		*busy = "the flock lock";
+		t = errno == EWOULDBLOCK ? TAKE_BUSY : TAKE_FAILED;
+		if (t == TAKE_FAILED)
 			say(why, size, "cannot take the flock lock", mb);
-			return DELIVERY_TEMP;
-		}
-		backoff(attempt);
+		unlock_mailbox(mb);
+		return t;
 	}
+	mb->flocked = 1;
+	return TAKE_LOCKED;
+}
+
+/*
+ * The mailbox's account: the uid a mailbox made for it belongs to, and
+ * the only one besides ours that an existing one may belong to.
+ * 1: *pw set; 0: no such account; -1: the accounts cannot be asked now.
+ */
+static int
+mailbox_account(const struct mailbox *mb, struct passwd **pw)
+{
+	if ((*pw = aliases_getpw(mb->name)) != NULL)
+		return 1;
+	return errno == 0 ? 0 : -1;
+}
+
+/* The spool's group and whether it may write there (Debian: root:mail 2775). */
+static int
+spool_group(gid_t *gid)
+{
+	static int known, writable;
+	static gid_t group;
+	struct stat st;
+
+	if (!known && stat(conf.spool, &st) == 0) {
+		known = 1;
+		group = st.st_gid;
+		writable = (st.st_mode & S_IWGRP) != 0;
+	}
+	*gid = group;
+	return writable;
+}
+
+/* How a new mailbox is to be made: its owner, group and mode. */
+struct making {
+	int	 chown;		/* uid and gid to be set */
+	uid_t	 uid;
+	gid_t	 gid;
+	mode_t	 mode;
+};
+
+/*
+ * smtpd.8: a new mailbox belongs to its recipient's account, when there
+ * is one, and can be read by it: made by root, it is given to them; in
+ * a group-writable spool it is the spool's group's too, mode 0660, as
+ * Debian Policy 11.6 has mailboxes.  Not root, smtpd makes none for an
+ * account that is not its own: the recipient could not read it.  The
+ * account is asked before the mailbox is made, so that when the
+ * accounts cannot be asked none is made.  0, or the reason it may not.
+ */
+static const char *
+plan_mailbox(const struct mailbox *mb, struct making *mk)
+{
+	struct passwd *pw;
+	gid_t group;
+	int r, shared = spool_group(&group);
+
+	mk->mode = shared ? 0660 : 0600;
+	mk->chown = 0;
+	mk->uid = geteuid();
+	mk->gid = shared ? group : getegid();
+	if ((r = mailbox_account(mb, &pw)) == -1)
+		return "cannot look up its owner";
+	errno = 0;
+	if (r == 1 && pw->pw_uid != mk->uid && mk->uid != 0)
+		return "not made: its recipient could not read a mailbox of "
+		    "ours (run smtpd as root to make mailboxes)";
+	if (r == 1 && mk->uid == 0) {
+		mk->uid = pw->pw_uid;
+		mk->gid = shared ? group : pw->pw_gid;
+	}
+	mk->chown = mk->uid != geteuid() || shared;
+	return NULL;
+}
+
+/* A mailbox just made becomes what plan_mailbox() said. */
+static void
+give_mailbox(const struct mailbox *mb, const struct making *mk)
+{
+	if (mk->chown && fchown(mb->fd, mk->uid, mk->gid) == -1)
+		log_msg(LOG_WARNING, "%s: cannot give to uid %lu, gid %lu: %m",
+		    mb->path, (unsigned long)mk->uid, (unsigned long)mk->gid);
+	if (fchmod(mb->fd, mk->mode) == -1)	/* whatever the umask */
+		log_msg(LOG_WARNING, "%s: cannot set mode %03o: %m", mb->path,
+		    (unsigned)mk->mode);
+}
+
+/*
+ * smtpd.8: an existing mailbox is the recipient's or ours.  One that
+ * someone else made for the recipient before their first mail, in a
+ * spool they may write, is a trap: delivering into it would hand them
+ * the recipient's mail.
+ */
+static enum delivery_status
+check_owner(const struct mailbox *mb, const struct stat *st, char *why,
+    size_t size)
+{
+	struct passwd *pw;
+	int r;
+
+	if (st->st_uid == geteuid())
+		return DELIVERY_OK;
+	if ((r = mailbox_account(mb, &pw)) == 1 && pw->pw_uid == st->st_uid)
+		return DELIVERY_OK;
+	if (r == -1) {
+		say(why, size, "cannot look up its owner", mb);
+		return DELIVERY_TEMP;
+	}
+	errno = 0;
+	say(why, size, "belongs to someone who is neither its recipient "
+	    "nor smtpd: left alone", mb);
+	log_msg(LOG_ERR, "%s: owned by uid %lu, not by the account of %s "
+	    "nor by us: refused", mb->path, (unsigned long)st->st_uid,
+	    mb->name);
+	return DELIVERY_TEMP;
+}
+
+/*
+ * smtpd.8: never through a symbolic link, never a file that is not a
+ * regular one or that has another name: such a mailbox is left alone.
+ * lstat() first, so that a device or a FIFO is not even opened.  It is
+ * opened before any lock is taken, as mutt and Dovecot do: fcntl()
+ * needs a descriptor.
+ */
+static enum delivery_status
+open_mailbox(struct mailbox *mb, char *why, size_t size)
+{
+	const int flags = O_RDWR | O_APPEND | O_NOFOLLOW | O_NONBLOCK |
+	    O_NOCTTY | O_CLOEXEC;
+	struct making mk = { 0, 0, 0, 0 };
+	struct stat before, st;
+	const char *refusal;
+	int exists;
+
+	exists = lstat(mb->path, &before) == 0;
+	if (exists && (!S_ISREG(before.st_mode) || before.st_nlink != 1)) {
+		errno = 0;
+		say(why, size, S_ISREG(before.st_mode) ? "has hard links" :
+		    "not a regular file", mb);
+		return DELIVERY_TEMP;
+	}
+	if (!exists && (refusal = plan_mailbox(mb, &mk)) != NULL) {
+		say(why, size, refusal, mb);
+		if (errno == 0)
+			log_msg(LOG_ERR, "%s: %s", mb->path, refusal);
+		return DELIVERY_TEMP;
+	}
+	mb->fd = exists ? open(mb->path, flags) :
+	    open(mb->path, flags | O_CREAT | O_EXCL, 0600);
+	if (mb->fd == -1) {
+		say(why, size, "cannot open", mb);
+		return write_failure();
+	}
+	mb->created = !exists;
+	if (fstat(mb->fd, &st) == -1 || !S_ISREG(st.st_mode) ||
+	    st.st_nlink != 1 || (exists && (st.st_ino != before.st_ino ||
+	    st.st_dev != before.st_dev))) {
+		errno = EAGAIN;
+		say(why, size, "changed while being opened", mb);
+		return DELIVERY_TEMP;
+	}
+	if (exists)
+		return check_owner(mb, &st, why, size);
+	give_mailbox(mb, &mk);
 	return DELIVERY_OK;
+}
+
+/* Does the mailbox's name still lead to the file we locked? */
+static int
+still_named(const struct mailbox *mb)
+{
+	struct stat named, held;
+
+	return lstat(mb->path, &named) == 0 && fstat(mb->fd, &held) == 0 &&
+	    named.st_ino == held.st_ino && named.st_dev == held.st_dev;
 }
 
 /*
@@ -473,18 +728,44 @@ note_size(struct mailbox *mb, const struct leftover *lo, char *why,
 	return DELIVERY_OK;
 }
 
+/*
+ * Open the mailbox and take its locks, trying again after a back-off
+ * while one is busy, until `until'.  A mailbox renamed or removed
+ * while we waited (a reader rewriting it) is opened again by its name.
+ */
 static enum delivery_status
-lock_mailbox(struct mailbox *mb, size_t i, const struct timespec *until,
-    char *why, size_t size)
+lock_mailbox(struct mailbox *mb, const struct timespec *until, char *why,
+    size_t size)
 {
 	struct leftover lo = { 0, 0, 0, -1 };
 	enum delivery_status st;
+	const char *busy = "the locks";
+	unsigned attempt;
+	enum take t;
 
-	if ((st = dotlock(mb, i, until, &lo, why, size)) != DELIVERY_OK ||
-	    (st = open_mailbox(mb, why, size)) != DELIVERY_OK ||
-	    (st = lock_fd(mb, until, why, size)) != DELIVERY_OK)
-		return st;
-	return note_size(mb, &lo, why, size);
+	for (attempt = 0;; attempt++) {
+		if (mb->fd == -1 &&
+		    (st = open_mailbox(mb, why, size)) != DELIVERY_OK)
+			return st;
+		if ((t = take_locks(mb, &lo, &busy, why, size)) == TAKE_FAILED)
+			return DELIVERY_TEMP;
+		if (t == TAKE_LOCKED && still_named(mb))
+			return note_size(mb, &lo, why, size);
+		if (t == TAKE_LOCKED) {		/* not the one named now */
+			unlock_mailbox(mb);
+			(void)close(mb->fd);
+			mb->fd = -1;
+			mb->created = 0;
+		}
+		if (give_up(until)) {
+			errno = client_stopping() ? EINTR : EWOULDBLOCK;
+			(void)snprintf(why, size, "%s: cannot take %s: %s",
+			    mb->path, busy, strerror(errno));
+			return DELIVERY_TEMP;
+		}
+		if (t == TAKE_BUSY)
+			backoff(attempt);
+	}
 }
 
 /*
@@ -512,20 +793,44 @@ on_alarm(int sig)
 	(void)sig;		/* only to end the wait with EINTR */
 }
 
+/*
+ * The queue file is smtpd's own: made with O_EXCL, mode 0600, or, when
+ * it is there already, used only if it is a regular file of the account
+ * smtpd delivers as that no one else may open.  Anyone who could open it
+ * could hold its bytes locked and make every delivery wait out the
+ * whole lock wait (smtpd.8, SECURITY); then the back-off alone decides.
+ */
 static int
 queue_open(void)
 {
+	const int flags = O_RDWR | O_NOFOLLOW | O_NONBLOCK | O_NOCTTY |
+	    O_CLOEXEC;
+	static int tried;
 	char path[PATH_MAX];
 	struct stat st;
 
+	if (tried)
+		return -1;	/* judged once a session, and logged once */
+	tried = 1;
 	if ((size_t)snprintf(path, sizeof path, "%s/%s", conf.spool,
-	    QUEUE_NAME) >= sizeof path ||
-	    (lstat(path, &st) == 0 && !S_ISREG(st.st_mode)))
+	    QUEUE_NAME) >= sizeof path)
 		return -1;
-	queue_fd = open(path, O_RDWR | O_CREAT | O_NOFOLLOW | O_NONBLOCK |
-	    O_NOCTTY | O_CLOEXEC, 0600);
-	if (queue_fd != -1 && (fstat(queue_fd, &st) == -1 ||
-	    !S_ISREG(st.st_mode))) {
+	if ((queue_fd = open(path, flags | O_CREAT | O_EXCL, 0600)) == -1 &&
+	    errno == EEXIST && (lstat(path, &st) == -1 || S_ISREG(st.st_mode)))
+		queue_fd = open(path, flags);
+	if (queue_fd == -1) {
+		log_msg(LOG_WARNING, "%s: cannot be used (%s): deliveries take "
+		    "turns by the back-off alone", path, errno == EEXIST ?
+		    "not a regular file" : strerror(errno));
+		return -1;
+	}
+	if (fstat(queue_fd, &st) == -1 || !S_ISREG(st.st_mode) ||
+	    st.st_uid != geteuid() || (st.st_mode & 077) != 0 ||
+	    st.st_nlink != 1) {
+		log_msg(LOG_WARNING, "%s: not to be trusted (uid %lu, mode "
+		    "%03o, %lu links): deliveries take turns by the back-off "
+		    "alone", path, (unsigned long)st.st_uid,
+		    (unsigned)(st.st_mode & 07777), (unsigned long)st.st_nlink);
 		(void)close(queue_fd);
 		queue_fd = -1;
 	}
@@ -573,7 +878,7 @@ queue_take(off_t byte, const struct timespec *until)
 	if (setitimer(ITIMER_REAL, &it, NULL) == -1)
 		return -1;	/* no waiting without a bound */
 	while ((r = range_lock(queue_fd, F_SETLKW, F_WRLCK, byte, 1)) == -1 &&
-	    errno == EINTR && !past(until))
+	    errno == EINTR && !give_up(until))
 		;
 	memset(&it, 0, sizeof it);
 	(void)setitimer(ITIMER_REAL, &it, NULL);
@@ -711,6 +1016,53 @@ copy_spool(struct mailbox *mb, const struct message *m)
 	return 0;
 }
 
+/* A mailbox's copy for -b mboxo, gathered in copybuf between writes. */
+struct box_out {
+	int	 fd;
+	size_t	 len;
+};
+
+static int
+box_flush(struct box_out *bo)
+{
+	struct iovec iov = { copybuf, bo->len };
+
+	bo->len = 0;
+	return iov.iov_len == 0 ? 0 : writev_all(bo->fd, &iov, 1);
+}
+
+static int
+to_box(void *arg, const char *p, size_t n)
+{
+	struct box_out *bo = arg;
+	size_t k;
+
+	for (; n > 0; p += k, n -= k) {
+		if (bo->len == sizeof copybuf && box_flush(bo) == -1)
+			return -1;
+		k = sizeof copybuf - bo->len < n ? sizeof copybuf - bo->len : n;
+		memcpy(copybuf + bo->len, p, k);
+		bo->len += k;
+	}
+	return 0;
+}
+
+/*
+ * -b mboxo: the message quoted again the mboxo way on its way in; the
+ * kernel's copy cannot change it, and mboxo sites are few.
+ */
+static int
+append_mboxo(struct mailbox *mb, struct iovec *iov, const struct message *m)
+{
+	struct box_out bo = { mb->fd, 0 };
+
+	if (writev_all(mb->fd, iov, 2) == -1 ||
+	    message_each(m, EACH_MBOXO, to_box, &bo) == -1 ||
+	    box_flush(&bo) == -1)
+		return -1;
+	return writev_all(mb->fd, &iov[3], 1);
+}
+
 /* The envelope header, the message, one blank line. */
 static int
 append(struct mailbox *mb, const char *head, size_t headlen,
@@ -728,6 +1080,8 @@ append(struct mailbox *mb, const char *head, size_t headlen,
 	iov[2].iov_len = m->spooled == 0 ? m->len : 0;
 	iov[3].iov_base = "\n";
 	iov[3].iov_len = 1;
+	if (conf.mboxo)
+		return append_mboxo(mb, iov, m);
 	if (m->spooled == 0)
 		return writev_all(mb->fd, iov, 4);
 	if (writev_all(mb->fd, iov, 2) == -1 || copy_spool(mb, m) == -1)
@@ -757,7 +1111,12 @@ keep_unread(struct mailbox *mb)
 	(void)futimens(mb->fd, t);	/* not ours to change: no harm */
 }
 
-/* Cut every mailbox back to what it was; still locked. */
+/*
+ * Cut every mailbox back to what it was, still locked.  A mailbox made
+ * for this message is removed, but only while we hold all its locks:
+ * another delivery that opened it meanwhile is waiting for them, and
+ * finds the name gone (still_named) when it gets them.
+ */
 static void
 roll_back(size_t n)
 {
@@ -766,7 +1125,7 @@ roll_back(size_t n)
 
 	for (i = 0; i < n; i++) {
 		mb = &boxes[i];
-		if (mb->created && mb->fd != -1) {
+		if (mb->created && mb->flocked) {
 			(void)unlink(mb->path);
 			continue;
 		}
@@ -781,23 +1140,21 @@ roll_back(size_t n)
 static void
 release(size_t n)
 {
-	char lock[PATH_MAX];
+	char tmp[PATH_MAX];
 	size_t i;
 
 	for (i = 0; i < n; i++) {
 		if (boxes[i].lockfd != -1)
 			(void)close(boxes[i].lockfd);
-		if (boxes[i].dotlocked &&
-		    lock_name(lock, sizeof lock, &boxes[i]) == 0 &&
-		    unlink(lock) == -1)
-			log_msg(LOG_ERR, "%s: cannot remove: %m", lock);
-		if (boxes[i].fd != -1)
+		if (boxes[i].fd != -1) {
+			unlock_mailbox(&boxes[i]);
 			(void)close(boxes[i].fd);
+		}
 	}
 	queue_leave();
 	for (i = 0; i < n; i++)
-		if (boxes[i].tmp_made && tmp_name(lock, sizeof lock, i) == 0)
-			(void)unlink(lock);
+		if (boxes[i].tmp_made && tmp_name(tmp, sizeof tmp, &boxes[i]) == 0)
+			(void)unlink(tmp);
 }
 
 /* A created mailbox's name must survive a crash too. */
@@ -838,6 +1195,25 @@ room_for(size_t n)
 	}
 }
 
+/*
+ * This host's name as one word of a lock and a part of a file name in
+ * the spool: letters, digits, '.', '-' and '_' alone (a '/' in it would
+ * lead out of the spool).
+ */
+static void
+host_word(char *dst, size_t size)
+{
+	size_t i;
+
+	if (gethostname(dst, size - 1) == -1 || dst[0] == '\0')
+		(void)snprintf(dst, size, "localhost");
+	dst[size - 1] = '\0';
+	for (i = 0; dst[i] != '\0'; i++)
+		if (!isalnum((unsigned char)dst[i]) && dst[i] != '.' &&
+		    dst[i] != '-' && dst[i] != '_')
+			dst[i] = '_';
+}
+
 static size_t
 collect(const struct target *t, size_t nt)
 {
@@ -845,8 +1221,7 @@ collect(const struct target *t, size_t nt)
 
 	if (seed == 0) {
 		seed = (unsigned)self_pid() ^ (unsigned)time(NULL);
-		if (gethostname(lockhost, sizeof lockhost - 1) == -1)
-			(void)snprintf(lockhost, sizeof lockhost, "localhost");
+		host_word(lockhost, sizeof lockhost);
 	}
 	for (i = 0; i < nt; i++) {
 		if (t[i].kind != TARGET_MAILBOX)
@@ -874,10 +1249,10 @@ collect(const struct target *t, size_t nt)
  * quoting undone: the header clean-up of SPEC 8 (mbox readers'
  * bookkeeping fields, an old Return-Path, which only final delivery
  * may write: RFC 5321 4.4) applies to forwarded copies too.  It must
- * exit 0 within FORWARD_WAIT seconds.  It runs while the mailboxes are still
+ * read the message and exit 0 within -t seconds, or it is killed with
+ * its whole process group.  It runs while the mailboxes are still
  * locked, so that its failure can take their copies back.
  */
-#define FORWARD_WAIT	300
 #define FORWARD_WORDS	32
 
 static char	*fwd_argv[FORWARD_WORDS + 4 + MAX_TARGETS + 1];
@@ -910,55 +1285,65 @@ delivery_forward_program(void)
 	return fwd_argv[0];
 }
 
+/* The program's input: written without blocking, within its deadline. */
+struct pipe_out {
+	int			 fd;
+	const struct timespec	*until;
+	int			 why;	/* LINE_TIMEOUT, LINE_TERM, LINE_EOF */
+};
+
 static int
 to_pipe(void *arg, const char *p, size_t n)
 {
+	struct pipe_out *po = arg;
 	ssize_t k;
 
 	while (n > 0) {
-		k = write(*(int *)arg, p, n);
+		k = write(po->fd, p, n);
+		if (k > 0) {
+			p += k, n -= k;
+			continue;
+		}
 		if (k == -1 && errno == EINTR)
 			continue;
-		if (k <= 0)
-			return -1;
-		p += k, n -= k;
+		if (k == -1 && errno == EAGAIN &&
+		    (po->why = fd_wait(po->fd, POLLOUT, po->until, 1)) == 0)
+			continue;
+		if (po->why == 0)
+			po->why = LINE_EOF;	/* it closed its input */
+		return -1;
 	}
 	return 0;
 }
 
-/* Wait for the program, FORWARD_WAIT seconds at most. */
+/*
+ * Wait for the program until `until'; killed with its group when it
+ * passes or SIGTERM comes.  Its status, or -2 when it had to be killed.
+ */
 static int
-forward_wait(pid_t pid)
+forward_wait(pid_t pid, const struct timespec *until)
 {
-	struct timespec tick = { 0, 10000000L }, until;
+	const struct timespec tick = { 0, 10000000L };
 	int status;
 	pid_t r;
 
-	deadline_set(&until, FORWARD_WAIT);
 	while ((r = waitpid(pid, &status, WNOHANG)) == 0 ||
 	    (r == -1 && errno == EINTR)) {
-		if (past(&until)) {
-			(void)kill(pid, SIGKILL);
-			(void)waitpid(pid, &status, 0);
+		if (give_up(until)) {
+			spawn_kill(pid);
 			return -2;
 		}
-		(void)nanosleep(&tick, NULL);
+		client_nap(&tick);
 	}
 	return r == pid ? status : -1;
 }
 
-static enum delivery_status
-forward(const char *sender, const struct target *t, size_t nt,
-    const char *received, const struct message *m, char *why, size_t size)
+/* The words of the program's command line: -F's, then the envelope. */
+static size_t
+forward_argv(const char *sender, const struct target *t, size_t nt)
 {
-	size_t i, n = 0, words;
-	int fds[2], wrote, status;
-	pid_t pid = 0;	/* stays 0 when there is no pipe */
+	size_t i, n, words;
 
-	for (i = 0; i < nt && t[i].kind != TARGET_FORWARD; i++)
-		;
-	if (i == nt)
-		return DELIVERY_OK;	/* nothing to forward */
 	for (words = 0; fwd_argv[words] != NULL; words++)
 		;
 	n = words;
@@ -969,6 +1354,25 @@ forward(const char *sender, const struct target *t, size_t nt,
 		if (t[i].kind == TARGET_FORWARD)
 			fwd_argv[n++] = (char *)t[i].name;
 	fwd_argv[n] = NULL;
+	return words;
+}
+
+static enum delivery_status
+forward(const char *sender, const struct target *t, size_t nt,
+    const char *received, const struct message *m, char *why, size_t size)
+{
+	struct timespec until;
+	struct pipe_out po = { -1, &until, 0 };
+	size_t i, words;
+	int fds[2], wrote, status;
+	pid_t pid = 0;	/* stays 0 when there is no pipe */
+
+	for (i = 0; i < nt && t[i].kind != TARGET_FORWARD; i++)
+		;
+	if (i == nt)
+		return DELIVERY_OK;	/* nothing to forward */
+	words = forward_argv(sender, t, nt);
+	deadline_set(&until, conf.timeout);
 	if (pipe_cloexec(fds) == -1 ||
 	    (pid = spawn(fwd_argv, fds[0], -1, 0)) == -1) {
 		(void)snprintf(why, size, "cannot start %s: %s", fwd_argv[0],
@@ -978,14 +1382,22 @@ forward(const char *sender, const struct target *t, size_t nt,
 		status = -1;
 	} else {
 		(void)close(fds[0]);
-		wrote = to_pipe(&fds[1], received, strlen(received)) == 0 &&
-		    message_each(m, to_pipe, &fds[1]) == 0;
+		po.fd = fds[1];
+		(void)fcntl(po.fd, F_SETFL, O_NONBLOCK);
+		wrote = to_pipe(&po, received, strlen(received)) == 0 &&
+		    message_each(m, EACH_SENT, to_pipe, &po) == 0;
 		(void)close(fds[1]);
-		status = forward_wait(pid);
+		if (!wrote && po.why != LINE_EOF) {
+			spawn_kill(pid);	/* it stopped reading */
+			status = -2;
+		} else
+			status = forward_wait(pid, &until);
 		if (status == 0 && !wrote)
 			status = -1;
 		(void)snprintf(why, size, "forwarding: %s %s", fwd_argv[0],
-		    status == -2 ? "took too long" : !wrote ?
+		    po.why == LINE_TERM || (status == -2 && client_stopping()) ?
+		    "was stopped: smtpd is shutting down" : status == -2 ?
+		    "took too long (-t): killed" : !wrote ?
 		    "did not read the message" : WIFSIGNALED(status) ?
 		    "was killed" : "failed");
 	}
@@ -1010,12 +1422,12 @@ delivery_mbox(const char *sender, const struct target *t, size_t nt,
 	size_t i, n = collect(t, nt);
 
 	for (i = 0; i < n && st == DELIVERY_OK; i++)
-		st = dotlock_prepare(&boxes[i], i, why, size);
+		st = dotlock_prepare(&boxes[i], why, size);
 	deadline_set(&until, LOCK_WAIT);	/* for all the locks together */
 	if (st == DELIVERY_OK)
 		queue_enter(n, &until);
 	for (i = 0; i < n && st == DELIVERY_OK; i++)
-		st = lock_mailbox(&boxes[i], i, &until, why, size);
+		st = lock_mailbox(&boxes[i], &until, why, size);
 	for (i = 0; i < n && st == DELIVERY_OK; i++)
 		if (append(&boxes[i], head, headlen, m) == -1 ||
 		    fsync(boxes[i].fd) == -1) {
@@ -1234,7 +1646,7 @@ delivery_terminals(const char *user, const char *banner, const char *note,
 			deadline_set(&t.until, TTY_WAIT);
 			tty_put(&t, "\r\n", 2);
 			tty_text(&t, banner, strlen(banner));
-			cut = message_each(m, tty_piece, &t) == -1;
+			cut = message_each(m, EACH_SENT, tty_piece, &t) == -1;
 			t.utf8_need = 0;
 			tty_put(&t, "\r\n", 2);
 			if (cut) {

@@ -9,8 +9,9 @@
  *           that ends the data, dot-stuffing undone; a bare CR or LF or a
  *           NUL refuses the message after its end (SPEC 4).
  *   header: the readers' bookkeeping headers and any old Return-Path
- *           are dropped from the header section (SPEC 8); Received:
- *           headers are counted (a loop).
+ *           are dropped from the header section, which lasts until its
+ *           empty line (smtpd.8, MAILBOX FORMAT); Received: headers are
+ *           counted (a loop).
  *   quote:  mboxrd: '>' before every line matching ^>*From (SPEC 8).
  *
  * The result, with LF line ends, stays in m->buf while it fits; beyond
@@ -161,17 +162,24 @@ quote_eol(struct message *m)
 	m->quote = Q_BOL;
 }
 
+/* Is the field name just read one that mbox readers keep for themselves? */
+static int
+is_dropped(const struct message *m)
+{
+	size_t i;
+
+	for (i = 0; dropped[i] != NULL; i++)
+		if (strlen(dropped[i]) == m->namelen &&
+		    strncasecmp(dropped[i], m->name, m->namelen) == 0)
+			return 1;
+	return 0;
+}
+
 /* A header field's name was read up to its colon: keep it or drop it? */
 static void
 head_field(struct message *m)
 {
-	size_t i;
-
-	m->dropping = 0;
-	for (i = 0; dropped[i] != NULL; i++)
-		if (strlen(dropped[i]) == m->namelen &&
-		    strncasecmp(dropped[i], m->name, m->namelen) == 0)
-			m->dropping = 1;
+	m->dropping = is_dropped(m);
 	if (m->namelen == 8 && strncasecmp(m->name, "Received", 8) == 0 &&
 	    ++m->nreceived > RECEIVED_LIMIT)
 		fail(m, MSG_LOOP);
@@ -211,12 +219,18 @@ text(struct message *m, const char *p, size_t n)
 			} else if (field_char(*p) &&
 			    m->namelen < sizeof m->name) {
 				m->name[m->namelen++] = *p;
+			} else if ((*p == ' ' || *p == '\t') &&
+			    is_dropped(m)) {
+				/* "Status : RO", and "Status RO", which
+				 * mutt takes for Status: too */
+				m->dropping = 1;
+				m->head = H_DROP;
 			} else {
-				/* a long name is a field we keep; else the
-				 * header section has ended without its blank
-				 * line, and this line is the body's first */
-				if (!field_char(*p))
-					m->in_header = 0;
+				/* a long name is a field we keep; any other
+				 * line without its colon is kept as it is,
+				 * and the header section goes on to its
+				 * empty line, as mail readers take it
+				 * (smtpd.8, MAILBOX FORMAT) */
 				m->dropping = 0;
 				m->head = H_PASS;
 				quote_text(m, m->name, m->namelen);
@@ -247,9 +261,9 @@ eol(struct message *m)
 			m->head = H_BOL;
 			return;
 		}
-		if (m->head == H_NAME)	/* no colon: the body has begun */
+		if (m->head == H_NAME)	/* a line of one word, no colon */
 			quote_text(m, m->name, m->namelen);
-		if (m->head == H_BOL || m->head == H_NAME)
+		if (m->head == H_BOL)	/* the empty line: the body begins */
 			m->in_header = 0;
 		m->head = H_BOL;
 	}
@@ -475,11 +489,13 @@ message_close(struct message *m)
 /*
  * Reading a message back as it was sent, mboxrd quoting undone (one '>'
  * off each line matching ^>+From ), for the forwarding program and for
- * terminals; the mailbox copy is written from the spool as it is.
+ * terminals, or as an mboxo mailbox holds it (-b mboxo); an mboxrd
+ * mailbox copy is written from the spool as it is.
  */
 struct unquote {
 	message_fn	 fn;
 	void		*arg;
+	int		 mboxo;		/* keep one '>' where "From " was */
 	int		 bol;		/* at a line's start */
 	size_t		 ngt;		/* '>' held back at its start */
 	size_t		 nfrom;		/* bytes of "From " held after them */
@@ -491,11 +507,15 @@ give(struct unquote *u, const char *p, size_t n)
 	return n == 0 ? 0 : u->fn(u->arg, p, n);
 }
 
-/* What was held back at a line's start, less one '>' when it quoted. */
+/*
+ * What was held back at a line's start, less one '>' when it quoted:
+ * the line as it was sent.  For an mboxo mailbox, a line that was sent
+ * as "From " keeps its one '>', the only quoting mboxo knows.
+ */
 static int
 give_held(struct unquote *u, int quoted)
 {
-	size_t n = u->ngt - (quoted ? 1 : 0), k;
+	size_t n = u->ngt - (quoted && !(u->mboxo && u->ngt == 1)), k;
 
 	for (; n > 0; n -= k) {
 		k = n < sizeof gts - 1 ? n : sizeof gts - 1;
@@ -536,14 +556,18 @@ unquote_run(struct unquote *u, const char *p, size_t n)
 }
 
 /*
- * The message, unquoted, to fn in pieces; fn returns -1 to stop.
- * Returns 0, or -1 when fn stopped or the spool could not be read.
+ * The message to fn in pieces, as it was sent (EACH_SENT), or quoted
+ * the mboxo way (EACH_MBOXO: '>' before "From " alone, so that readers
+ * that undo no quoting show lines that began ">From " as they were);
+ * fn returns -1 to stop.  Returns 0, or -1 when fn stopped or the spool
+ * could not be read.
  */
 int
-message_each(const struct message *m, message_fn fn, void *arg)
+message_each(const struct message *m, enum each form, message_fn fn,
+    void *arg)
 {
 	static char chunk[65536];
-	struct unquote u = { fn, arg, 1, 0, 0 };
+	struct unquote u = { fn, arg, form == EACH_MBOXO, 1, 0, 0 };
 	off_t off;
 	ssize_t n;
 

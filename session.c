@@ -25,6 +25,10 @@
 #define HAVE_MAIL	0x2
 #define HAVE_RCPT	0x4
 
+/* What a command counts toward (smtpd.8, INPUT RULES: the limits). */
+#define COUNT_REFUSALS	0x1	/* its 5xx replies are the client's errors */
+#define COUNT_JUNK	0x2	/* it asks, and delivers nothing */
+
 enum mode { MODE_MAIL, MODE_SEND, MODE_SOML, MODE_SAML };
 
 struct session {
@@ -38,7 +42,9 @@ struct session {
 	size_t		 nrcpt;
 	struct target	*targets;	/* where the message goes */
 	size_t		 ntargets;
-	unsigned	 nerrors;	/* 500-504 so far */
+	unsigned	 nerrors;	/* refusals since the last delivery */
+	unsigned	 njunk;		/* NOOP, RSET... since the last delivery */
+	const struct command *cmd;	/* being run; NULL between commands */
 	unsigned	 nmessages;
 	char		 id[32];
 	char		 forward_to[SMTP_PATH_MAX + 1];	/* for a 251 */
@@ -52,11 +58,13 @@ struct address {
 	char	 local[SMTP_PATH_MAX + 1];	/* unquoted */
 	char	*domain;			/* in text; NULL when none */
 	int	 utf8;				/* has 8-bit bytes */
+	int	 too_long;			/* its local part was */
 };
 
 struct command {
 	const char	*verb;
-	unsigned	 needs;
+	unsigned	 needs;		/* HAVE_ bits */
+	unsigned	 counts;	/* COUNT_ bits */
 	void		(*run)(struct session *, char *);
 	const char	*help;
 };
@@ -80,28 +88,30 @@ static void	cmd_quit(struct session *, char *);
 static void	cmd_turn(struct session *, char *);
 static void	cmd_unknown(struct session *, char *);
 
-static const struct command commands[] = {	/* verb, needs, run, HELP */
-	{ "HELO", 0,	     cmd_helo, "HELO <domain>" },
-	{ "EHLO", 0,	     cmd_ehlo, "EHLO <domain>" },
-	{ "MAIL", HAVE_HELO, cmd_mail, "MAIL FROM:<path> [SIZE=n] "
+#define PROBE	(COUNT_REFUSALS | COUNT_JUNK)
+
+static const struct command commands[] = { /* verb, needs, counts, run, HELP */
+	{ "HELO", 0,	     0,	       cmd_helo, "HELO <domain>" },
+	{ "EHLO", 0,	     0,	       cmd_ehlo, "EHLO <domain>" },
+	{ "MAIL", HAVE_HELO, 0,	       cmd_mail, "MAIL FROM:<path> [SIZE=n] "
 	    "[BODY=7BIT|8BITMIME] [SMTPUTF8]" },
-	{ "SEND", HAVE_HELO, cmd_send, "SEND FROM:<path> [parameters] "
-	    "(to the user's terminal)" },
-	{ "SOML", HAVE_HELO, cmd_soml, "SOML FROM:<path> [parameters] "
-	    "(terminal, or else mailbox)" },
-	{ "SAML", HAVE_HELO, cmd_saml, "SAML FROM:<path> [parameters] "
-	    "(terminal and mailbox)" },
-	{ "RCPT", HAVE_MAIL, cmd_rcpt, "RCPT TO:<path>" },
-	{ "DATA", HAVE_RCPT, cmd_data, "DATA (then the message, ending "
-	    "with a line holding a single dot)" },
-	{ "RSET", 0,	     cmd_rset, "RSET" },
-	{ "VRFY", 0,	     cmd_vrfy, "VRFY <user or name>" },
-	{ "EXPN", 0,	     cmd_expn, "EXPN <mailing list>" },
-	{ "HELP", 0,	     cmd_help, "HELP [command]" },
-	{ "NOOP", 0,	     cmd_noop, "NOOP" },
-	{ "QUIT", 0,	     cmd_quit, "QUIT" },
-	{ "TURN", 0,	     cmd_turn, "TURN (refused)" },
-	{ NULL,   0,	     cmd_unknown, NULL }	/* 500; stays last */
+	{ "SEND", HAVE_HELO, 0,	       cmd_send, "SEND FROM:<path> "
+	    "[parameters] (to the user's terminal)" },
+	{ "SOML", HAVE_HELO, 0,	       cmd_soml, "SOML FROM:<path> "
+	    "[parameters] (terminal, or else mailbox)" },
+	{ "SAML", HAVE_HELO, 0,	       cmd_saml, "SAML FROM:<path> "
+	    "[parameters] (terminal and mailbox)" },
+	{ "RCPT", HAVE_MAIL, COUNT_REFUSALS, cmd_rcpt, "RCPT TO:<path>" },
+	{ "DATA", HAVE_RCPT, 0,	       cmd_data, "DATA (then the message, "
+	    "ending with a line holding a single dot)" },
+	{ "RSET", 0,	     COUNT_JUNK, cmd_rset, "RSET" },
+	{ "VRFY", 0,	     PROBE,    cmd_vrfy, "VRFY <user or name>" },
+	{ "EXPN", 0,	     PROBE,    cmd_expn, "EXPN <mailing list>" },
+	{ "HELP", 0,	     COUNT_JUNK, cmd_help, "HELP [command]" },
+	{ "NOOP", 0,	     COUNT_JUNK, cmd_noop, "NOOP" },
+	{ "QUIT", 0,	     0,	       cmd_quit, "QUIT" },
+	{ "TURN", 0,	     0,	       cmd_turn, "TURN (refused)" },
+	{ NULL,   0,	     0,	       cmd_unknown, NULL } /* 500; stays last */
 };
 
 /*
@@ -128,9 +138,11 @@ reply_code(const char *line)
 }
 
 /*
- * Send one reply line; CRLF is added.  The client's own errors (500-504)
- * are counted, and after ERROR_LIMIT of them, or any 421, the session
- * ends (SPEC 4).
+ * Send one reply line; CRLF is added.  The client's own errors are
+ * counted: every 500-504, and the 5xx answers to RCPT, VRFY and EXPN
+ * (an unknown user is a refusal: a dictionary attack must end).  After
+ * ERROR_LIMIT of them, or any 421, the session ends (smtpd.8, INPUT
+ * RULES).
  */
 static void PRINTFLIKE(2, 3)
 reply(struct session *s, const char *fmt, ...)
@@ -161,7 +173,8 @@ reply(struct session *s, const char *fmt, ...)
 		log_msg(LOG_INFO, "%.*s", n - 2, line);
 		session_close(s, "421");
 	}
-	if (code >= 500 && code <= 504 && ++s->nerrors >= ERROR_LIMIT)
+	if (code >= 500 && code <= 599 && (code <= 504 || (s->cmd != NULL &&
+	    (s->cmd->counts & COUNT_REFUSALS))) && ++s->nerrors >= ERROR_LIMIT)
 		reply(s, REPLY_ERRORS, conf.name);
 }
 
@@ -293,10 +306,16 @@ session_run(void)
 			continue;
 		}
 		c = find_command(line, &arg);
+		s->cmd = c;
 		if (c->needs & ~s->have)
 			reply_sequence(s, c->needs & ~s->have);
 		else
 			c->run(s, arg);
+		/* each asks something of the table or the accounts: a
+		 * client that only asks is probing (smtpd.8, INPUT RULES) */
+		if ((c->counts & COUNT_JUNK) && ++s->njunk >= JUNK_LIMIT)
+			reply(s, REPLY_JUNK, conf.name);
+		s->cmd = NULL;
 	}
 	message_close(&s->msg);
 	return 0;
@@ -351,23 +370,30 @@ parse_local(const char *p, struct address *a)
 		for (p++; *p != '"'; p++) {
 			if (*p == '\\')
 				p++;
-			if ((unsigned char)*p < 32 || *p == 127 ||
-			    n + 1 >= sizeof a->local)
+			if ((unsigned char)*p < 32 || *p == 127)
 				return NULL;
+			if (n + 1 >= sizeof a->local) {
+				a->too_long = 1;
+				return NULL;
+			}
 			a->local[n++] = *p;
 		}
 		a->local[n] = '\0';
 		return p + 1;
 	}
-	for (;;) {		/* Dot-string */
-		if (!atext((unsigned char)*p))
+	/* Dot-string: atoms joined by single dots */
+	if (!atext((unsigned char)*p))
+		return NULL;
+	while (atext((unsigned char)*p) ||
+	    (*p == '.' && atext((unsigned char)p[1]))) {
+		if (n + 1 >= sizeof a->local) {
+			a->too_long = 1;	/* longer than any path */
 			return NULL;
-		while (atext((unsigned char)*p) && n + 1 < sizeof a->local)
-			a->local[n++] = *p++;
-		if (*p != '.')
-			break;
+		}
 		a->local[n++] = *p++;
 	}
+	if (*p == '.')
+		return NULL;	/* a dot at the end, or two in a row */
 	a->local[n] = '\0';
 	return p;
 }
@@ -402,7 +428,7 @@ parse_path(char **p, struct address *a, int empty_ok)
 	}
 	start = s;
 	if ((s = parse_local(s, a)) == NULL || *a->local == '\0')
-		return "bad local part";
+		return a->too_long ? "address too long" : "bad local part";
 	if (*s == '@' && (s = parse_domain(s + 1)) == NULL)
 		return "bad domain";
 	if (*s != '>')
@@ -436,17 +462,43 @@ skip_keyword(char *arg, const char *kw)
 	return strncasecmp(arg, kw, n) == 0 ? arg + n : NULL;
 }
 
+/* MAIL's parameters so far: a repeated one must say the same again. */
+struct mail_params {
+	unsigned		 seen;		/* 1 SIZE, 2 BODY, 4 SMTPUTF8 */
+	unsigned long long	 size;
+	int			 body8;
+};
+
+/*
+ * A parameter given again (Python's smtplib sends SMTPUTF8 and BODY=
+ * twice): accepted when it says the same, 501 when it contradicts.
+ * Returns 1 when it was seen before (and replied to if it differs).
+ */
+static int
+param_again(struct session *s, struct mail_params *mp, unsigned bit,
+    int same)
+{
+	if (!(mp->seen & bit)) {
+		mp->seen |= bit;
+		return 0;
+	}
+	if (!same)
+		reply(s, REPLY_PARAM_BAD, "parameter given twice with "
+		    "different values");
+	return same ? 1 : -1;
+}
+
 /* One MAIL parameter, KEYWORD[=value]; 0 if accepted, else replied. */
 static int
-mail_param(struct session *s, char *param, unsigned *seen)
+mail_param(struct session *s, char *param, struct mail_params *mp)
 {
 	char *value = strchr(param, '='), *end;
 	unsigned long long size;
+	int again, body8;
 
 	if (value != NULL)
 		*value++ = '\0';
-	if (strcasecmp(param, "SIZE") == 0 && !(*seen & 1)) {
-		*seen |= 1;
+	if (strcasecmp(param, "SIZE") == 0) {
 		errno = 0;
 		if (value == NULL || !isdigit((unsigned char)*value) ||
 		    (size = strtoull(value, &end, 10), *end != '\0') ||
@@ -454,29 +506,30 @@ mail_param(struct session *s, char *param, unsigned *seen)
 			reply(s, REPLY_PARAM_BAD, "SIZE=");
 			return -1;
 		}
+		if ((again = param_again(s, mp, 1, size == mp->size)) != 0)
+			return again == 1 ? 0 : -1;
+		mp->size = size;
 		if (size > (unsigned long long)conf.maxsize) {
 			reply(s, REPLY_MAIL_SIZE, conf.maxsize);
 			return -1;
 		}
-	} else if (strcasecmp(param, "BODY") == 0 && !(*seen & 2)) {
-		*seen |= 2;
+	} else if (strcasecmp(param, "BODY") == 0) {
 		if (value == NULL || (strcasecmp(value, "7BIT") != 0 &&
 		    strcasecmp(value, "8BITMIME") != 0)) {
 			reply(s, REPLY_PARAM, "BODY= takes 7BIT or 8BITMIME");
 			return -1;
 		}
-	} else if (strcasecmp(param, "SMTPUTF8") == 0 && !(*seen & 4)) {
-		*seen |= 4;
+		body8 = strcasecmp(value, "8BITMIME") == 0;
+		if ((again = param_again(s, mp, 2, body8 == mp->body8)) != 0)
+			return again == 1 ? 0 : -1;
+		mp->body8 = body8;
+	} else if (strcasecmp(param, "SMTPUTF8") == 0) {
 		if (value != NULL) {
 			reply(s, REPLY_PARAM_BAD, "SMTPUTF8 takes no value");
 			return -1;
 		}
+		(void)param_again(s, mp, 4, 1);
 		s->smtputf8 = 1;
-	} else if (*seen & 7 && (strcasecmp(param, "SIZE") == 0 ||
-	    strcasecmp(param, "BODY") == 0 ||
-	    strcasecmp(param, "SMTPUTF8") == 0)) {
-		reply(s, REPLY_PARAM_BAD, "parameter given twice");
-		return -1;
 	} else {
 		reply(s, REPLY_PARAM, param);
 		return -1;
@@ -490,9 +543,9 @@ start_transaction(struct session *s, char *arg, enum mode mode,
     const char *verb)
 {
 	struct address a;
+	struct mail_params mp = { 0, 0, 0 };
 	const char *why;
 	char *param;
-	unsigned seen = 0;
 
 	if (s->have & HAVE_MAIL) {
 		reply(s, REPLY_NESTED);
@@ -509,7 +562,7 @@ start_transaction(struct session *s, char *arg, enum mode mode,
 	s->smtputf8 = 0;
 	while ((param = strtok(arg, " ")) != NULL) {
 		arg = NULL;
-		if (mail_param(s, param, &seen) == -1)
+		if (mail_param(s, param, &mp) == -1)
 			return;
 	}
 	if (a.utf8 && !s->smtputf8) {
@@ -904,6 +957,7 @@ send_to_terminals(struct session *s)
 	const char *who = NULL;
 
 	if (to_terminals(s, NOTE_CUT, &who) == 0) {
+		s->nerrors = s->njunk = 0;	/* the limits start again */
 		reply(s, REPLY_DELIVERED, s->id);
 		log_transaction(s, "sent to terminal");
 		return;
@@ -959,6 +1013,7 @@ finish_message(struct session *s)
 	case DELIVERY_OK:
 		if (s->mode == MODE_SAML)
 			(void)to_terminals(s, NOTE_IN_BOX, NULL);
+		s->nerrors = s->njunk = 0;	/* the limits start again */
 		reply(s, REPLY_DELIVERED, s->id);
 		log_transaction(s, "delivered");
 		return;

@@ -21,7 +21,8 @@
 #define MAX_DOMAINS	32	/* -d, repeated */
 #define MAX_TARGETS	1000	/* mailboxes and forwards of one message */
 #define FULLNAME_MAX	128	/* a full name kept from the table or GECOS */
-#define ERROR_LIMIT	20	/* SPEC 4: 500-504 replies before 421 */
+#define ERROR_LIMIT	20	/* smtpd.8: refusals before 421 */
+#define JUNK_LIMIT	100	/* smtpd.8: NOOP, RSET, VRFY... before 421 */
 #define RECEIVED_LIMIT	100	/* SPEC 4: more Received: is a mail loop */
 
 #define PRINTFLIKE(f, a)	__attribute__((format(printf, f, a)))
@@ -57,6 +58,8 @@
 #define REPLY_TIMEOUT	"421 4.4.2 %s timeout"
 #define REPLY_SHUTDOWN	"421 4.3.2 %s shutting down"
 #define REPLY_ERRORS	"421 4.7.0 %s too many errors, closing connection"
+#define REPLY_JUNK	"421 4.7.0 %s too many commands without mail, " \
+			"closing connection"
 #define REPLY_NOT_ACTIVE "450 4.2.1 User not active or not accepting messages"
 #define REPLY_NOT_SENT	"451 4.2.1 Could not write to the terminal of <%s>"
 #define REPLY_LOCAL	"451 4.3.0 Local error in processing: %s"
@@ -113,6 +116,7 @@ struct config {
 	int		 no_expn;		/* -E */
 	const char	*forward;		/* -F */
 	const char	*utmp;			/* -u */
+	int		 mboxo;			/* -b mboxo */
 	int		 log_stderr;		/* -e, or stdin is a tty */
 	int		 tty;			/* stdin is a terminal */
 	int		 relay_client;		/* RELAYCLIENT is set */
@@ -186,6 +190,10 @@ void	log_msg(int, const char *, ...) PRINTFLIKE(2, 3);
 pid_t	self_pid(void);
 int	pipe_cloexec(int [2]);
 pid_t	spawn(char *const [], int, int, unsigned);
+void	spawn_kill(pid_t);
+int	fd_wait(int, short, const struct timespec *, int);
+int	client_stopping(void);
+void	client_nap(const struct timespec *);
 void	sanitize(char *);
 int	utf8_clean(const char *);
 size_t	utf8_char(const unsigned char *, unsigned *);
@@ -204,7 +212,8 @@ int	message_feed(struct message *, const char *, size_t, size_t *);
 int	message_end(struct message *);
 void	message_close(struct message *);
 typedef int	(*message_fn)(void *, const char *, size_t);
-int	message_each(const struct message *, message_fn, void *);
+enum each { EACH_SENT, EACH_MBOXO };
+int	message_each(const struct message *, enum each, message_fn, void *);
 
 /* delivery.c: mailboxes */
 enum delivery_status {

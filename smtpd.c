@@ -7,12 +7,15 @@
  * and hands the connection to the session (client.c, session.c).
  */
 #include <arpa/inet.h>
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
 #include <netinet/in.h>
 #include <paths.h>
+#include <pwd.h>
 #include <signal.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -35,7 +38,7 @@
 #define DEFAULT_RCPT	100
 #define DEFAULT_TIMEOUT	300
 #define EX_USAGE	64
-#define OPTIONS		"eTVEvCn:d:a:m:s:r:t:F:u:"
+#define OPTIONS		"eTVEvCn:d:a:m:s:r:t:F:u:b:"
 
 struct config conf;
 
@@ -50,7 +53,7 @@ usage(void)
 {
 	log_msg(LOG_ERR, "usage: smtpd [-eTVEv] [-C] [-n name] [-d domain]... "
 	    "[-a table] [-m spooldir] [-s maxbytes] [-r maxrcpts] "
-	    "[-t seconds] [-F program] [-u utmpfile]");
+	    "[-t seconds] [-F program] [-u utmpfile] [-b mboxrd|mboxo]");
 	default_names();	/* the refusal names this host */
 	if (!checking)
 		session_refuse();	/* -C serves nobody */
@@ -102,6 +105,19 @@ add_domain(const char *d)
 	conf.domains[conf.ndomains++] = d;
 }
 
+/* -b: mboxrd, the default, or mboxo for sites whose readers undo no
+ * quoting (smtpd.8, MAILBOX FORMAT). */
+static void
+mailbox_format(const char *arg)
+{
+	if (strcmp(arg, "mboxo") == 0)
+		conf.mboxo = 1;
+	else if (strcmp(arg, "mboxrd") == 0)
+		conf.mboxo = 0;
+	else
+		fail_config("-b %s: mboxrd or mboxo", arg);
+}
+
 static void
 parse_options(int argc, char **argv)
 {
@@ -136,6 +152,7 @@ parse_options(int argc, char **argv)
 		case 't': conf.timeout = number(optarg, 86400); break;
 		case 'F': conf.forward = optarg; break;
 		case 'u': conf.utmp = optarg; break;
+		case 'b': mailbox_format(optarg); break;
 		default: usage();
 		}
 	}
@@ -178,9 +195,27 @@ copy_clean(char *dst, size_t size, const char *src, const char *keep)
 #define IP_CHARS	"0123456789abcdefABCDEF.:"
 
 /*
- * SPEC 2: TCPREMOTEIP (ucspi), else REMOTE_ADDR (systemd), else the
- * socket itself (inetd), else a local session.  The host name is
- * whatever tcpserver found in the DNS: any bytes, so cleaned.
+ * smtpd.8, ENVIRONMENT: an IPv4 client reached through an IPv6 socket
+ * (::ffff:192.0.2.7, as xinetd and systemd hand it on a dual-stack
+ * socket) is the IPv4 address it is, in the log and in Received:, so
+ * that fail2ban bans the address the client really has.
+ */
+static void
+unmap_ipv4(char *ip, size_t size)
+{
+	struct in6_addr a6;
+
+	if (strchr(ip, ':') == NULL || inet_pton(AF_INET6, ip, &a6) != 1 ||
+	    !IN6_IS_ADDR_V4MAPPED(&a6))
+		return;
+	if (inet_ntop(AF_INET, &a6.s6_addr[12], ip, size) == NULL)
+		ip[0] = '\0';
+}
+
+/*
+ * smtpd.8, ENVIRONMENT: TCPREMOTEIP (ucspi), else REMOTE_ADDR (systemd),
+ * else the socket itself (inetd), else a local session.  The host name
+ * is whatever tcpserver found in the DNS: any bytes, so cleaned.
  */
 static void
 identify_client(void)
@@ -195,21 +230,19 @@ identify_client(void)
 		copy_clean(conf.client_host, sizeof conf.client_host, host,
 		    HOST_CHARS);
 	if ((ip = getenv("TCPREMOTEIP")) != NULL ||
-	    (ip = getenv("REMOTE_ADDR")) != NULL) {
+	    (ip = getenv("REMOTE_ADDR")) != NULL)
 		copy_clean(conf.client_ip, sizeof conf.client_ip, ip, IP_CHARS);
+	else if (getpeername(0, (struct sockaddr *)&ss, &len) == -1)
 		return;
+	else if (ss.ss_family == AF_INET || ss.ss_family == AF_INET6) {
+		a = ss.ss_family == AF_INET ?
+		    (void *)&((struct sockaddr_in *)&ss)->sin_addr :
+		    (void *)&((struct sockaddr_in6 *)&ss)->sin6_addr;
+		if (inet_ntop(ss.ss_family, a, conf.client_ip,
+		    sizeof conf.client_ip) == NULL)
+			conf.client_ip[0] = '\0';
 	}
-	if (getpeername(0, (struct sockaddr *)&ss, &len) == -1)
-		return;
-	if (ss.ss_family == AF_INET)
-		a = &((struct sockaddr_in *)&ss)->sin_addr;
-	else if (ss.ss_family == AF_INET6)
-		a = &((struct sockaddr_in6 *)&ss)->sin6_addr;
-	else
-		return;
-	if (inet_ntop(ss.ss_family, a, conf.client_ip,
-	    sizeof conf.client_ip) == NULL)
-		conf.client_ip[0] = '\0';
+	unmap_ipv4(conf.client_ip, sizeof conf.client_ip);
 }
 
 static void
@@ -262,7 +295,76 @@ runnable(const char *prog)
 	}
 }
 
-/* SPEC 2, -C: what start-up found, then the table; exit 0 when clean. */
+/* -C: one problem of the spool, in words of its own. */
+static void PRINTFLIKE(1, 2)
+spool_problem(const char *fmt, ...)
+{
+	char line[1024];
+	va_list ap;
+
+	va_start(ap, fmt);
+	(void)vsnprintf(line, sizeof line, fmt, ap);
+	va_end(ap);
+	config_problem("%s", line);
+}
+
+/*
+ * -C (smtpd.8, MAILBOX FORMAT): a mailbox smtpd could not write, or one
+ * it would refuse as someone else's, answers 451 for ever; so does a
+ * spool it cannot write in.
+ */
+static void
+check_mailboxes(DIR *d)
+{
+	struct dirent *e;
+	struct passwd *pw;
+	struct stat st;
+	size_t n;
+
+	while ((e = readdir(d)) != NULL) {
+		n = strlen(e->d_name);
+		if (e->d_name[0] == '.' || (n > 5 &&
+		    strcmp(e->d_name + n - 5, ".lock") == 0) ||
+		    fstatat(dirfd(d), e->d_name, &st, AT_SYMLINK_NOFOLLOW) == -1 ||
+		    !S_ISREG(st.st_mode))
+			continue;
+		if (faccessat(dirfd(d), e->d_name, R_OK | W_OK, AT_EACCESS) == -1)
+			spool_problem("mailbox %s/%s: uid %lu cannot write it: "
+			    "its deliveries answer 451", conf.spool, e->d_name,
+			    (unsigned long)geteuid());
+		else if (st.st_uid != geteuid() &&
+		    ((pw = aliases_getpw(e->d_name)) == NULL ||
+		    pw->pw_uid != st.st_uid))
+			spool_problem("mailbox %s/%s: owned by uid %lu, neither "
+			    "its recipient's account nor smtpd's: refused (451)",
+			    conf.spool, e->d_name, (unsigned long)st.st_uid);
+	}
+}
+
+static void
+check_spool_rights(void)
+{
+	struct stat st;
+	DIR *d;
+
+	if (stat(conf.spool, &st) == -1 || !S_ISDIR(st.st_mode))
+		return;		/* check_spool() said so */
+	if (access(conf.spool, W_OK | X_OK) == -1)
+		spool_problem("mail spool %s: uid %lu cannot make files in it: "
+		    "every delivery answers 451", conf.spool,
+		    (unsigned long)geteuid());
+	if (geteuid() != 0 && !conf.table_only)
+		spool_problem("not run as root: no mailbox can be made for a "
+		    "system account other than uid %lu, whose mail answers 451 "
+		    "until its mailbox exists (run smtpd as root)",
+		    (unsigned long)geteuid());
+	if ((d = opendir(conf.spool)) != NULL) {
+		check_mailboxes(d);
+		(void)closedir(d);
+	}
+}
+
+/* smtpd.8, -C: what start-up found, then the table; exit 0 when clean. */
 static NORETURN void
 check_all(void)
 {
@@ -271,6 +373,7 @@ check_all(void)
 	if (conf.forward != NULL && delivery_forward_words(conf.forward) > 0 &&
 	    !runnable(prog = delivery_forward_program()))
 		config_problem("-F: cannot run %s", prog);
+	check_spool_rights();
 	nproblems += aliases_check(conf.table);
 	exit(nproblems == 0 ? 0 : 1);
 }

@@ -117,3 +117,54 @@ broken_getent() {
 	chmod +x "$BATS_TEST_TMPDIR/getent"
 	mounted_over "$BATS_TEST_TMPDIR/getent" /usr/bin/getent
 }
+
+# Background processes are noted here with `started PID', and ended by
+# their pid with stop_started (in a test file's teardown).
+started() {
+	echo "$1" >>"$BATS_TEST_TMPDIR/pids"
+}
+
+# Whether process $1 still runs (a zombie nobody has reaped yet does not).
+running() {
+	local state
+	state=$(sed 's/.*) //' "/proc/$1/stat" 2>/dev/null | cut -d' ' -f1) ||
+	    true
+	[ -n "$state" ] && [ "$state" != Z ]
+}
+
+# Whether any of the noted processes still runs.
+any_running() {
+	local pid
+	while read -r pid; do
+		running "$pid" && return 0
+	done <"$BATS_TEST_TMPDIR/pids"
+	return 1
+}
+
+# SIGTERM to each noted process, a moment for timeout(1) to pass it on,
+# then SIGKILL to what is left.
+stop_started() {
+	local pid n
+	[ -f "$BATS_TEST_TMPDIR/pids" ] || return 0
+	while read -r pid; do
+		kill "$pid" 2>/dev/null || true
+	done <"$BATS_TEST_TMPDIR/pids"
+	for n in $(seq 40); do
+		any_running || break
+		sleep 0.05
+	done
+	while read -r pid; do
+		kill -9 "$pid" 2>/dev/null || true
+	done <"$BATS_TEST_TMPDIR/pids"
+}
+
+# wait_for SECONDS COMMAND...: COMMAND again and again until it succeeds,
+# about SECONDS seconds at most; fails if it never does.
+wait_for() {
+	local n=$(($1 * 50))
+	shift
+	until "$@"; do
+		((n-- > 0)) || return 1
+		sleep 0.02
+	done
+}

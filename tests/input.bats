@@ -347,17 +347,28 @@ SIZED=("Subject: sized" "" "..stuffed" "body")
 	[ "${#lines[@]}" -eq 22 ]
 }
 
-@test "550 replies do not count toward the limit of 20 errors" {
+@test "550 replies to RCPT count toward the limit of 20 errors" {
 	cmds=("HELO client.example" "MAIL FROM:<sender@example.org>")
 	for i in 1 2 3 4 5; do
 		cmds+=("RCPT TO:<nobody$i>")
 	done
-	for i in $(seq 19); do
+	for i in $(seq 15); do
 		cmds+=(FOO)
 	done
 	run -0 smtp "${cmds[@]}" NOOP QUIT
 	[ "${lines[3]}" = "550 5.1.1 <nobody1>: user unknown" ]
-	[ "$(codes)" = "220 250 250$(words 5 550)$(words 19 500) 250 221" ]
+	[ "$(codes)" = "220 250 250$(words 5 550)$(words 15 500) 421" ]
+}
+
+@test "a 554 refusing a message does not count toward the limit of 20 errors" {
+	cmds=("HELO client.example")
+	for i in $(seq 19); do
+		cmds+=(FOO)
+	done
+	cmds+=("MAIL FROM:<sender@example.org>" "RCPT TO:<jones>" DATA
+	    "Subject: bad" "" $'a bare\nLF' .)
+	run -0 smtp "${cmds[@]}" NOOP QUIT
+	[ "$(codes)" = "220 250$(words 19 500) 250 250 354 554 250 221" ]
 }
 
 @test "452 replies do not count toward the limit of 20 errors" {

@@ -1,9 +1,11 @@
 #!/usr/bin/env python3
-"""Is 127.0.0.1:PORT listened on by process PID or one of its descendants?
+"""Is 127.0.0.1:PORT listened on by process PID or one of its descendants
+(directly, or through a dual-stack socket on [::]:PORT)?
 
     launchers-listening.py PID PORT
 
-Exit 0 when it is, 1 when not (yet).  Linux: reads /proc/net/tcp for the
+Exit 0 when it is, 1 when not (yet).  Linux: reads /proc/net/tcp (and
+tcp6, for [::]) for the
 listening socket's inode and looks for it among the processes' open
 files.  A superserver that could not bind the port (it was taken a
 moment ago by someone else) keeps running but is not the one listening,
@@ -15,13 +17,19 @@ import sys
 root, port = int(sys.argv[1]), int(sys.argv[2])
 wanted = "0100007F:%04X" % port     # 127.0.0.1, as /proc/net/tcp writes it
 
+wanted6 = "0" * 32 + ":%04X" % port     # [::], as /proc/net/tcp6 has it
+
 inodes = set()
-with open("/proc/net/tcp") as f:
-    next(f)
-    for line in f:
-        field = line.split()
-        if field[1] == wanted and field[3] == "0A":     # LISTEN
-            inodes.add("socket:[%s]" % field[9])
+for table, address in (("/proc/net/tcp", wanted), ("/proc/net/tcp6", wanted6)):
+    try:
+        with open(table) as f:
+            next(f)
+            for line in f:
+                field = line.split()
+                if field[1] == address and field[3] == "0A":     # LISTEN
+                    inodes.add("socket:[%s]" % field[9])
+    except OSError:
+        pass
 if not inodes:
     sys.exit(1)
 

@@ -15,6 +15,11 @@ exception smtplib raised as `ExceptionName CODE TEXT'.
 steps: SMTP.mail() without parameters, rcpt() for each, data(); prints
 `MAIL CODE TEXT', `RCPT CODE TEXT' ..., `DATA CODE TEXT'.
 
+intl: SMTP.send_message() of an email.message.EmailMessage from FROM
+(UTF-8 allowed) with mail_options SMTPUTF8 and BODY=8BITMIME, as
+applications pass them; smtplib then adds both again itself.  Prints
+`sent', or the exception as for sendmail.
+
 Both end with QUIT and print `QUIT CODE TEXT'.
 """
 import smtplib
@@ -43,6 +48,18 @@ if mode == "sendmail":
         for rcpt, (code, text) in sorted(e.recipients.items()):
             show("refused %s:" % rcpt, code, text)
         print("SMTPRecipientsRefused")
+    except (smtplib.SMTPSenderRefused, smtplib.SMTPDataError) as e:
+        show(type(e).__name__, e.smtp_code, e.smtp_error)
+elif mode == "intl":
+    from email.message import EmailMessage
+    msg = EmailMessage()
+    msg["From"], msg["To"], msg["Subject"] = sender, ", ".join(rcpts), \
+        "intl"
+    msg.set_content(message)
+    try:
+        smtp.send_message(msg, sender, rcpts,
+                          mail_options=["SMTPUTF8", "BODY=8BITMIME"])
+        print("sent")
     except (smtplib.SMTPSenderRefused, smtplib.SMTPDataError) as e:
         show(type(e).__name__, e.smtp_code, e.smtp_error)
 elif mode == "steps":

@@ -9,8 +9,8 @@
 # log is smtpd's -e output; launchers-helpers.bash tells the details.
 #
 # Not here: xinetd (on Debian it conflicts with openbsd-inetd, which the
-# inetd tests use; its example passes the same arguments as the inetd
-# line), and the systemd unit's StandardError=journal (it needs a running
+# inetd tests use; debian.bats runs its example from an unpacked binary),
+# and the systemd unit's StandardError=journal (it needs a running
 # systemd): the inetd tests check instead that, without -e, nothing but
 # SMTP replies reaches a client whose socket is also standard error.
 # Needs curl, python3, ucspi-tcp, systemd (systemd-socket-activate) and

@@ -127,15 +127,25 @@ check() {
 
 # The lines -C wrote on stderr, the table's path shown as TABLE, sorted.
 reported() {
+	reported_in_order | sort
+}
+
+# The same lines in the order -C wrote them.
+reported_in_order() {
 	local l
 	for l in "${stderr_lines[@]}"; do
 		printf '%s\n' "${l/#"$TABLE:"/TABLE:}"
-	done | sort
+	done
 }
 
 # Each argument is one line -C must have written, nothing else.
 expect_reported() {
 	diff -u <(printf '%s\n' "$@" | sort) <(reported)
+}
+
+# The same, in the order given: that of the table's lines.
+expect_reported_in_order() {
+	diff -u <(printf '%s\n' "$@") <(reported_in_order)
 }
 
 MALFORMED="malformed line: no \`name:' (or a name longer than 64 bytes)"
@@ -554,7 +564,7 @@ nobody_from_nss() {
 # leaves it out.
 # bats test_tags=slow
 @test "a getent that hangs is killed after 30 s, and RCPT is 451" {
-	broken_getent 'exec sleep 600'
+	broken_getent "echo \$\$ >$BATS_TEST_TMPDIR/getent.pid; exec sleep 600"
 	OPTS=(-e -n mx.example -a "$TABLE" -m "$SPOOL")
 	start=$(date +%s)
 	SMTP_WAIT=100 run -0 smtp "HELO client.example" \
@@ -562,7 +572,8 @@ nobody_from_nss() {
 	took=$(($(date +%s) - start))
 	[ "$took" -ge 29 ] && [ "$took" -lt 100 ]
 	[ "${lines[3]}" = "451 4.3.0 Local error in processing: cannot look up the account now" ]
-	! pgrep -f 'sleep 600' >/dev/null	# its alarm killed it
+	gone=$(cat "$BATS_TEST_TMPDIR/getent.pid")
+	run ! running "$gone"	# its alarm killed it
 }
 
 @test "with -T, system accounts are nobody, in VRFY, EXPN and RCPT" {
@@ -972,6 +983,106 @@ EOF
 	expect_reported "TABLE:7: staff: unknown local target ghost" \
 	    "TABLE:11: $MALFORMED" \
 	    "TABLE:12: smith: already defined at line 4; this entry is never used"
+}
+
+# RCPT of an entry with no target has nothing to deliver to (smtpd.8,
+# RCPT: 550); -C must say so before a client finds out.
+@test "-C: an entry with no target at all; RCPT of it is 550" {
+	add_table "empty:" "blank: ," "	"			# lines 17-19
+	make_forwarder
+	check -F "$FWD"
+	[ "$status" -eq 1 ]
+	expect_reported "TABLE:17: empty: no target: RCPT answers 550" \
+	    "TABLE:18: blank: no target: RCPT answers 550"
+	run -0 smtp "HELO client.example" "MAIL FROM:<a@example.org>" \
+	    "RCPT TO:<empty>" "RCPT TO:<blank>" QUIT
+	[ "${lines[3]}" = "550 5.1.1 <empty>: $NOWHERE" ]
+	[ "${lines[4]}" = "550 5.1.1 <blank>: $NOWHERE" ]
+}
+
+# A name among its own local targets gets a mailbox of its own, which
+# EXPN lists like any member: only a warning, for it may be meant.
+# `keep: keep, x@home.example' (aliases(5): a copy kept, one sent on)
+# draws nothing: see the loop of three lists above.
+@test "-C: a list naming itself beside local targets draws a warning" {
+	add_table "selfloop: selfloop, smith"			# line 17
+	make_forwarder
+	check -F "$FWD"
+	[ "$status" -eq 0 ]
+	expect_reported "TABLE:17: warning: selfloop: names itself beside \
+other local targets: a mailbox selfloop gets a copy too, and EXPN lists it"
+	run -0 smtp "EXPN selfloop" QUIT
+	[ "${lines[1]}" = "250-2.1.5 <selfloop@mx.example>" ]
+	[ "${lines[2]}" = "250 2.1.5 Fred Smith <smith@mx.example>" ]
+	run -0 send_mail a@example.org selfloop
+	[ "$(count_messages selfloop)" = 1 ]
+	[ "$(count_messages smith)" = 1 ]
+}
+
+@test "-C: a continuation line before any entry" {
+	{
+		printf '%s\n' "# a comment, a blank line and white space alone" \
+		    "" "  " "	stray, smith"			# line 4
+		cat "$TABLE"
+	} >"$BATS_TEST_TMPDIR/t" && mv "$BATS_TEST_TMPDIR/t" "$TABLE"
+	make_forwarder
+	check -F "$FWD"
+	[ "$status" -eq 1 ]
+	expect_reported "TABLE:4: a continuation line with no entry before it: \
+ignored"
+}
+
+# RCPT refuses these local parts (smtpd.8, INPUT RULES), and a list
+# naming one skips it, so the entry is dead: a user's entry or a list's.
+@test "-C: an entry whose name no address can reach" {
+	add_table ".hidden: smith" "mail/box: smith" "x.lock: smith" \
+	    "$(printf 'bell\a: smith')" "$(printf 'caf\351: smith')" \
+	    ".dot: Dot <.dot>" "crew: .hidden, jones"		# lines 17-23
+	make_forwarder
+	check -F "$FWD"
+	[ "$status" -eq 1 ]
+	expect_reported "TABLE:17: .hidden: no address can reach this entry" \
+	    "TABLE:18: mail/box: no address can reach this entry" \
+	    "TABLE:19: x.lock: no address can reach this entry" \
+	    "TABLE:20: bell?: no address can reach this entry" \
+	    "TABLE:21: caf?: no address can reach this entry" \
+	    "TABLE:22: .dot: no address can reach this entry" \
+	    "TABLE:23: crew: .hidden: not usable as a mailbox name"
+	run -0 smtp "HELO client.example" "MAIL FROM:<a@example.org>" \
+	    'RCPT TO:<".hidden">' "RCPT TO:<x.lock>" "EXPN crew" QUIT
+	[ "${lines[3]}" = '550 5.1.3 <".hidden">: mailbox name not allowed' ]
+	[ "${lines[4]}" = "550 5.1.3 <x.lock>: mailbox name not allowed" ]
+	[ "${lines[5]}" = "250 2.1.5 Joe Jones <jones@mx.example>" ]
+}
+
+@test "-C: problems come in the order of their lines, the warning last" {
+	cat >"$TABLE" <<'EOF'
+	stray
+smith:  Fred Smith <smith>
+zed:    spook, ghost
+b:      a, smith
+a:      b, smith
+no colon here
+empty:
+zed:    smith
+.hidden: smith
+self:   self, smith
+EOF
+	check
+	[ "$status" -eq 1 ]
+	expect_reported_in_order \
+	    "TABLE:1: a continuation line with no entry before it: ignored" \
+	    "TABLE:3: zed: unknown local target spook" \
+	    "TABLE:3: zed: unknown local target ghost" \
+	    "TABLE:4: loop: a -> b -> a" \
+	    "TABLE:6: $MALFORMED" \
+	    "TABLE:7: empty: no target: RCPT answers 550" \
+	    "TABLE:8: zed: already defined at line 3; this entry is never used" \
+	    "TABLE:9: .hidden: no address can reach this entry" \
+	    "TABLE:10: warning: self: names itself beside other local \
+targets: a mailbox self gets a copy too, and EXPN lists it" \
+	    "TABLE: warning: no postmaster entry; its mail goes to the \
+spool's postmaster mailbox"
 }
 
 @test "-C: a missing spool and a -F program that does not exist, with the table" {

@@ -82,8 +82,8 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	if (done_a && a.error == MSG_OK) {
 		ba.len = bb.len = 0;
 		ba.over = bb.over = 0;
-		if (message_each(&a, collect, &ba) == -1 ||
-		    message_each(&b, collect, &bb) == -1)
+		if (message_each(&a, EACH_SENT, collect, &ba) == -1 ||
+		    message_each(&b, EACH_SENT, collect, &bb) == -1)
 			__builtin_trap();
 		if (ba.len != bb.len || ba.over != bb.over ||
 		    memcmp(ba.buf, bb.buf, ba.len) != 0)
