@@ -1342,9 +1342,10 @@ static void
 check_entries(void)
 {
 	struct checked *c;
+	size_t i;
 
-	for (c = cents; c < cents + ncents; c++)
-		if (c->dup)
+	for (i = 0; i < ncents; i++)	/* cents is NULL with no entry */
+		if ((c = &cents[i])->dup)
 			problem(c->lineno, "%s: already defined at line %lu; "
 			    "this entry is never used", c->name, c[-1].lineno);
 		else if (!reachable(c->name))
@@ -1362,9 +1363,10 @@ static void
 check_depth(void)
 {
 	struct checked *c;
+	size_t i;
 
-	for (c = cents; c < cents + ncents; c++)
-		if (!c->user && !c->dup && reachable(c->name) &&
+	for (i = 0; i < ncents; i++)
+		if (!(c = &cents[i])->user && !c->dup && reachable(c->name) &&
 		    chain(c, 0) > MAX_DEPTH && !c->member)
 			problem(c->lineno, "%s: lists nested more than %d "
 			    "deep", c->name, MAX_DEPTH);

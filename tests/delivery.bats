@@ -36,13 +36,6 @@ mount_spool() {
 	[ "$(stat -c %d "$TMPDIR")" != "$(stat -c %d "$SPOOL")" ]
 }
 
-# wait_ok PID: its exit status must be 0 (say which one it was if not).
-wait_ok() {
-	local rc=0
-	wait "$1" || rc=$?
-	[ "$rc" = 0 ] || { echo "process $1 ($2) ended with status $rc"; return 1; }
-}
-
 # Messages delivered through one smtpd session, each given as a subject:
 # the body says which it is.
 deliver_subjects() {
@@ -87,16 +80,6 @@ replies() {
 # replied CODE: the session's output has a line starting with CODE.
 replied() {
 	grep -q "^$1" "$OUT"
-}
-
-# smtpd_bg SECONDS INPUT NAME: an smtpd in the background reading INPUT,
-# its replies in NAME.out and its log in NAME.log (in $BATS_TEST_TMPDIR),
-# ended after SECONDS at most; its pid in $PID, noted for teardown.
-smtpd_bg() {
-	timeout "$1" "$SMTPD" "${OPTS[@]}" <"$2" >"$BATS_TEST_TMPDIR/$3.out" \
-	    2>"$BATS_TEST_TMPDIR/$3.log" 3>&- &
-	PID=$!
-	started "$PID"
 }
 
 # delivered_in NAME N: NAME.out holds N replies `250 ... Delivered'

@@ -141,15 +141,15 @@ any_running() {
 	return 1
 }
 
-# SIGTERM to each noted process, a moment for timeout(1) to pass it on,
-# then SIGKILL to what is left.
+# SIGTERM to each noted process, a moment (N twentieths of a second, 40
+# unless given) for timeout(1) to pass it on, then SIGKILL to what is left.
 stop_started() {
 	local pid n
 	[ -f "$BATS_TEST_TMPDIR/pids" ] || return 0
 	while read -r pid; do
 		kill "$pid" 2>/dev/null || true
 	done <"$BATS_TEST_TMPDIR/pids"
-	for n in $(seq 40); do
+	for n in $(seq "${1:-40}"); do
 		any_running || break
 		sleep 0.05
 	done
@@ -167,4 +167,21 @@ wait_for() {
 		((n-- > 0)) || return 1
 		sleep 0.02
 	done
+}
+
+# wait_ok PID NAME: its exit status must be 0 (say which one it was if not).
+wait_ok() {
+	local rc=0
+	wait "$1" || rc=$?
+	[ "$rc" = 0 ] || { echo "process $1 ($2) ended with status $rc"; return 1; }
+}
+
+# smtpd_bg SECONDS INPUT NAME: an smtpd in the background reading INPUT,
+# its replies in NAME.out and its log in NAME.log (in $BATS_TEST_TMPDIR),
+# ended after SECONDS at most; its pid in $PID, noted for teardown.
+smtpd_bg() {
+	timeout "$1" "$SMTPD" "${OPTS[@]}" <"$2" >"$BATS_TEST_TMPDIR/$3.out" \
+	    2>"$BATS_TEST_TMPDIR/$3.log" 3>&- &
+	PID=$!
+	started "$PID"
 }
