@@ -221,6 +221,36 @@ tcpserver_child() {
 	fi
 }
 
+@test "tcpserver run.public-mx: VRFY and EXPN tell nothing, SIZE is 25 MiB, relaying is refused, local mail delivered" {
+	command -v tcpserver >/dev/null && command -v tcprules >/dev/null ||
+	    skip "tcpserver, tcprules not installed (apt-get install ucspi-tcp)"
+	timeout 10 tcprules "$BATS_TEST_TMPDIR/tcp.cdb" "$BATS_TEST_TMPDIR/tcp.tmp" \
+	    <"$EXAMPLES/tcpserver/rules"
+	RUN="$BATS_TEST_TMPDIR/run.public-mx"
+	sed -e "s|/etc/smtpd/tcp\.cdb|$BATS_TEST_TMPDIR/tcp.cdb|g" \
+	    -e "s|\([[:space:]]\)0 25 |\1-1 127.0.0.1 0 |" \
+	    -e "s|/usr/local/sbin/smtpd|$SMTPD|" \
+	    -e "s|/etc/smtpd/aliases|$TABLE -m $SPOOL|" \
+	    "$EXAMPLES/tcpserver/run.public-mx" >"$RUN"
+	run ! grep -E '^[^#].*/(etc|usr)/' "$RUN"
+	timeout 60 sh "$RUN" >"$LOG" 2>&1 3>&- &
+	SERVER_PID=$!
+	wait_for_line "$LOG" '^[0-9]+$'
+	PORT=$(grep -m 1 -E '^[0-9]+$' "$LOG")
+	wait_listening "$SERVER_PID" "$PORT"
+	run -0 pipeline_client "EHLO client.example" "VRFY jones" "EXPN jones" \
+	    "MAIL FROM:<smith@client.example>" "RCPT TO:<far@remote.example>" \
+	    "RCPT TO:<jones>" DATA $'Subject: public\n\nHello.\n.' QUIT
+	replies=$output
+	[[ "$replies" == *"250-SIZE 26214400"* ]]
+	grep -q '^252 2.5.2 Cannot VRFY user' <<<"$replies"
+	grep -q '^252 2.5.2 EXPN is disabled' <<<"$replies"
+	grep -q '^550 5.7.1 relaying denied' <<<"$replies"
+	grep -q '^250 2.0.0 Delivered, id ' <<<"$replies"
+	run ! grep -E '^250-(VRFY|EXPN)' <<<"$replies"
+	[ "$(count_messages jones)" = 1 ]
+}
+
 # --- systemd: examples/smtpd@.service under systemd-socket-activate -----
 
 @test "systemd unit's command: curl delivers, and Received: names [127.0.0.1] from the socket" {
