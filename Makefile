@@ -4,18 +4,15 @@ MANDIR	= $(PREFIX)/share/man
 CC	= cc
 CFLAGS	= -O2 -g
 STRICT	= -std=c99 -D_XOPEN_SOURCE=700 -D_DEFAULT_SOURCE -Wall -Wextra
-# Linked statically, as position-independent code: a process a connection
-# then starts without the dynamic loader (no libraries to map, no symbols
-# to bind), and its own memory is little more than what it touches.  The
-# system's NSS modules run in getent(1) instead (aliases.c).  After a libc
-# update, rebuild; make LINK= links libc dynamically.
-LINK	= -static-pie
+# libc is linked dynamically, as distributions expect: a libc security
+# update reaches smtpd without a rebuild, getpwnam(3) can load the NSS
+# modules (LDAP, sssd, systemd-userdb), and valgrind checks the binary
+# that is installed.  Position-independent, for ASLR.
+LINK	= -pie
 PIE	= -fPIE
-# getent(1) asks NSS for the accounts /etc/passwd lacks; make GETENT=
-# builds an smtpd for which /etc/passwd alone names them.
-GETENT	= /usr/bin/getent
-DEFS	= -DGETENT='"$(GETENT)"'
-OBJS	= smtpd.o client.o session.o message.o delivery.o aliases.o
+SRCS	= smtpd.c client.c session.c message.c delivery.c aliases.c accounts.c
+OBJS	= $(SRCS:.c=.o)
+HDRS	= session.h accounts.h
 RUNDIR	= run
 
 all: smtpd
@@ -24,9 +21,9 @@ smtpd: $(OBJS)
 	$(CC) $(LINK) $(LDFLAGS) -o $@ $(OBJS)
 
 .c.o:
-	$(CC) $(STRICT) $(PIE) $(DEFS) $(CPPFLAGS) $(CFLAGS) -c $<
+	$(CC) $(STRICT) $(PIE) $(CPPFLAGS) $(CFLAGS) -c $<
 
-$(OBJS): session.h
+$(OBJS): $(HDRS)
 
 check: smtpd
 	@command -v bats >/dev/null || { echo "make check needs bats: apt-get install bats" >&2; exit 1; }
@@ -63,18 +60,16 @@ FUZZ_FLAGS	= -g -O1 -fsanitize=fuzzer,address,undefined \
 		  -fno-sanitize-recover=all
 FUZZ_TIME	= 60
 FUZZERS		= session data table
-LIBOBJS		= client.c session.c message.c delivery.c aliases.c
+LIBSRCS		= client.c session.c message.c delivery.c aliases.c accounts.c
 SAN_FLAGS	= -g -O1 -fsanitize=address,undefined -fno-sanitize-recover=all \
 		  -fno-omit-frame-pointer
 
-# The table fuzzer's accounts come from /etc/passwd alone (GETENT
-# empty): a getent process for each name would slow it a hundredfold.
-fuzz-build: $(LIBOBJS) session.h tests/fuzz/*.c tests/fuzz/common.h
+fuzz-build: $(LIBSRCS) $(HDRS) tests/fuzz/*.c tests/fuzz/common.h
 	@mkdir -p $(RUNDIR)/fuzz
 	for f in $(FUZZERS); do \
-		$(FUZZ_CC) $(STRICT) $(FUZZ_FLAGS) -DGETENT='""' \
+		$(FUZZ_CC) $(STRICT) $(FUZZ_FLAGS) \
 		    -o $(RUNDIR)/fuzz/$$f \
-		    tests/fuzz/fuzz_$$f.c tests/fuzz/common.c $(LIBOBJS) \
+		    tests/fuzz/fuzz_$$f.c tests/fuzz/common.c $(LIBSRCS) \
 		    || exit 1; \
 	done
 
@@ -91,18 +86,16 @@ fuzz: fuzz-build
 
 sanitize:
 	@mkdir -p $(RUNDIR)/sanitize
-	$(CC) $(STRICT) $(SAN_FLAGS) $(DEFS) -o $(RUNDIR)/sanitize/smtpd smtpd.c \
-	    $(LIBOBJS)
+	$(CC) $(STRICT) $(SAN_FLAGS) -o $(RUNDIR)/sanitize/smtpd smtpd.c \
+	    $(LIBSRCS)
 	@command -v bats >/dev/null || { echo "make sanitize needs bats: apt-get install bats" >&2; exit 1; }
 	SMTPD_BIN=$$PWD/$(RUNDIR)/sanitize/smtpd \
 	    ASAN_OPTIONS=abort_on_error=1:detect_leaks=1 \
 	    UBSAN_OPTIONS=print_stacktrace=1 bats --filter-tags '!slow' tests
 
-# memcheck can stand in for malloc() only in a dynamically linked program.
-valgrind: $(OBJS)
-	@mkdir -p $(RUNDIR)/valgrind
-	$(CC) $(LDFLAGS) -o $(RUNDIR)/valgrind/smtpd $(OBJS)
-	tests/valgrind.sh $(RUNDIR)/valgrind/smtpd
+# memcheck on the very binary that make builds and installs.
+valgrind: smtpd
+	tests/valgrind.sh ./smtpd
 
 # Static analysis; .clang-tidy lists the checks and why some are off.
 lint:

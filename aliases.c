@@ -14,7 +14,6 @@
 #include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <pwd.h>
 #include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -22,17 +21,12 @@
 #include <string.h>
 #include <strings.h>
 #include <sys/stat.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
+#include "accounts.h"
 #include "session.h"
 
 #define ENTRY_MAX	65536	/* one logical entry, continuations joined */
-#ifndef GETENT
-#define GETENT		"/usr/bin/getent"	/* "": /etc/passwd alone */
-#endif
-#define GETENT_WAIT	30	/* seconds an NSS lookup may take */
-#define PASSWD		"/etc/passwd"
 
 struct reader {
 	off_t		 off;		/* file offset of buf[0] */
@@ -350,26 +344,6 @@ want_name(const char *name)
 	return strcmp(name, wanted) == 0;
 }
 
-/* BSD: the GECOS full name is its first field, `&' the capitalised login. */
-static void
-gecos_name(char *dst, size_t size, const struct passwd *pw)
-{
-	const char *g = pw->pw_gecos != NULL ? pw->pw_gecos : "";
-	size_t j = 0, k;
-
-	for (; *g != '\0' && *g != ',' && j + 1 < size; g++) {
-		if (*g != '&') {
-			dst[j++] = *g;
-			continue;
-		}
-		for (k = 0; pw->pw_name[k] != '\0' && j + 1 < size; k++)
-			dst[j++] = k == 0 ? toupper((unsigned char)pw->pw_name[k])
-			    : pw->pw_name[k];
-	}
-	dst[j] = '\0';
-	sanitize(dst);
-}
-
 /*
  * Expansion (SPEC 5): a table name leads, through lists and aliases, to
  * mailboxes and remote addresses.  It is walked depth first, so EXPN
@@ -602,157 +576,6 @@ walked(struct walk *w, const char *name)
 }
 
 /*
- * The accounts NSS knows (LDAP, systemd-userdb and the like, besides
- * /etc/passwd), in passwd(5) format from getent(1): all of them, or the
- * one called name.  smtpd is linked statically, and a static libc
- * cannot load NSS modules; in a process of their own they also keep
- * their megabyte out of this one.  NULL when getent cannot be run.
- * Built with GETENT empty, /etc/passwd alone names the accounts: all
- * of them come from it, and there is no other to ask for a name.
- */
-static FILE *
-accounts_open(const char *name, pid_t *pid)
-{
-	char *argv[] = { GETENT, "passwd", "--", (char *)name, NULL };
-	int fds[2];
-	FILE *f;
-
-	*pid = 0;
-	if (GETENT[0] == '\0') {
-		errno = 0;
-		return name == NULL ? fopen(PASSWD, "re") : NULL;
-	}
-	if (name == NULL)
-		argv[2] = NULL;
-	if (pipe_cloexec(fds) == -1)
-		return NULL;
-	*pid = spawn(argv, -1, fds[1], GETENT_WAIT);
-	(void)close(fds[1]);
-	if (*pid == -1 || (f = fdopen(fds[0], "r")) == NULL) {
-		(void)close(fds[0]);
-		if (*pid != -1)
-			(void)waitpid(*pid, NULL, 0);
-		return NULL;
-	}
-	return f;
-}
-
-/*
- * 0 when getent answered: it exits 0, or 2 for a name it does not
- * know.  -1, errno set, when it did not (killed by its alarm, not to
- * be run, or a source it could not ask).
- */
-static int
-accounts_close(FILE *f, pid_t pid)
-{
-	int status;
-
-	(void)fclose(f);
-	if (pid == 0)
-		return 0;	/* /etc/passwd itself */
-	while (waitpid(pid, &status, 0) == -1)
-		if (errno != EINTR)
-			return -1;
-	if (WIFEXITED(status) &&
-	    (WEXITSTATUS(status) == 0 || WEXITSTATUS(status) == 2))
-		return 0;
-	errno = WIFSIGNALED(status) && WTERMSIG(status) == SIGALRM ?
-	    ETIMEDOUT : EAGAIN;
-	return -1;
-}
-
-/* One passwd(5) line into pw, whose strings then point into it. */
-static int
-parse_account(char *line, struct passwd *pw)
-{
-	char *field[7], *end;
-	unsigned long id[2];
-	int i;
-
-	line[strcspn(line, "\n")] = '\0';
-	for (i = 0; i < 7; i++) {
-		field[i] = line;
-		line += strcspn(line, ":");
-		if (*line != (i < 6 ? ':' : '\0'))
-			return -1;	/* not seven fields */
-		if (i < 6)
-			*line++ = '\0';
-	}
-	for (i = 0; i < 2; i++) {
-		errno = 0;
-		id[i] = strtoul(field[2 + i], &end, 10);
-		if (!isdigit((unsigned char)*field[2 + i]) || *end != '\0' ||
-		    errno != 0 || id[i] >= (uid_t)-1)
-			return -1;
-	}
-	/* a comment, and NIS's compat lines (+name, -name, +@netgroup)
-	 * are no accounts: getpwnam(3) would not take them for ones */
-	if (*field[0] == '\0' || strchr("#+-", *field[0]) != NULL)
-		return -1;
-	pw->pw_name = field[0];
-	pw->pw_passwd = field[1];
-	pw->pw_uid = (uid_t)id[0];
-	pw->pw_gid = (gid_t)id[1];
-	pw->pw_gecos = field[4];
-	pw->pw_dir = field[5];
-	pw->pw_shell = field[6];
-	return 0;
-}
-
-/*
- * The next account in f, or the one called name: read by hand, for
- * fgetpwent() wants to seek, and getent's output is a pipe.  A line too
- * long for the buffer, or malformed, is passed over.
- */
-static struct passwd *
-find_account(FILE *f, const char *name)
-{
-	static char line[4096];
-	static struct passwd pw;
-	int c;
-
-	while (fgets(line, sizeof line, f) != NULL) {
-		if (strchr(line, '\n') == NULL && !feof(f)) {
-			while ((c = getc(f)) != EOF && c != '\n')
-				;
-			continue;
-		}
-		if (parse_account(line, &pw) == 0 &&
-		    (name == NULL || strcmp(pw.pw_name, name) == 0))
-			return &pw;
-	}
-	return NULL;
-}
-
-/*
- * A system account, read from /etc/passwd itself first: most are
- * there, and reading the file costs no process.  Only a name the file
- * lacks is asked of NSS.  As getpwnam(): NULL with errno 0 when there
- * is no such account, NULL with errno set when that cannot be told now.
- */
-struct passwd *
-aliases_getpw(const char *name)
-{
-	struct passwd *pw = NULL;
-	FILE *f;
-	pid_t pid;
-
-	if ((f = fopen(PASSWD, "re")) != NULL) {
-		pw = find_account(f, name);
-		(void)fclose(f);
-		if (pw != NULL)
-			return pw;
-	}
-	if ((f = accounts_open(name, &pid)) == NULL)
-		return NULL;
-	pw = find_account(f, name);
-	if (accounts_close(f, pid) == -1 && pw == NULL)
-		return NULL;
-	errno = 0;
-	return pw;
-}
-
-/*
  * A local user the table does not name: a system account (unless -T),
  * or the postmaster (RFC 5321 4.5.1), who always has a mailbox.  1 for
  * a user, 0 for none, -1 when the accounts cannot be asked now.
@@ -760,16 +583,17 @@ aliases_getpw(const char *name)
 static int
 account(const char *name, struct user *u)
 {
-	struct passwd *pw = NULL;
-	int postmaster = strcmp(name, "postmaster") == 0;
+	struct account a;
+	int postmaster = strcmp(name, "postmaster") == 0, r = 0;
 
 	(void)snprintf(u->name, sizeof u->name, "%s", name);
 	u->fullname[0] = '\0';
-	if (!conf.table_only && (pw = aliases_getpw(name)) != NULL) {
-		gecos_name(u->fullname, sizeof u->fullname, pw);
+	if (!conf.table_only && (r = account_find(name, &a)) == 1) {
+		(void)snprintf(u->fullname, sizeof u->fullname, "%s",
+		    a.fullname);
 		return 1;
 	}
-	if (postmaster || conf.table_only || errno == 0)
+	if (postmaster || r == 0)
 		return postmaster;
 	return -1;		/* the accounts could not be asked */
 }
@@ -827,7 +651,7 @@ walk_name(struct walk *w, const char *name, const char *display)
 		w->flags |= EXPAND_LOOP;
 		return 0;
 	}
-	if (!delivery_safe_name(name)) {
+	if (!mailbox_name_ok(name)) {
 		w->flags |= EXPAND_SKIPPED;
 		return 0;
 	}
@@ -899,14 +723,36 @@ has_word(const char *s, const char *word)
  * not name.  Up to max of them go to found[]; the count of all is
  * returned.
  */
+/* VRFY's search among the accounts: what it looks for, what it found. */
+struct search {
+	const char	*word;
+	struct user	*found;
+	size_t		 max, n;
+};
+
+static int
+search_account(const struct account *a, void *arg)
+{
+	struct search *sr = arg;
+	struct user u;
+
+	if (!has_word(a->fullname, sr->word))
+		return 0;
+	lowercase(u.name, a->name, sizeof u.name);
+	if (lookup(u.name))
+		return 0;	/* the table's word is the one */
+	(void)snprintf(u.fullname, sizeof u.fullname, "%s", a->fullname);
+	if (sr->n < sr->max)
+		sr->found[sr->n] = u;
+	sr->n++;
+	return 0;
+}
+
 size_t
 aliases_match_fullname(const char *word, struct user *found, size_t max)
 {
-	struct passwd *pw;
+	struct search sr = { word, found, max, 0 };
 	struct user u;
-	size_t n = 0;
-	FILE *f;
-	pid_t pid;
 
 	if (*word == '\0')
 		return 0;
@@ -914,29 +760,14 @@ aliases_match_fullname(const char *word, struct user *found, size_t max)
 		reader_seek(&rd, 0);
 		while (next_entry(&rd, &ent, NULL))
 			if (entry_user(&ent, &u) && has_word(u.fullname, word)) {
-				if (n < max)
-					found[n] = u;
-				n++;
+				if (sr.n < max)
+					found[sr.n] = u;
+				sr.n++;
 			}
 	}
-	if (conf.table_only)
-		return n;
-	if ((f = accounts_open(NULL, &pid)) == NULL)
-		return n;
-	while ((pw = find_account(f, NULL)) != NULL) {
-		gecos_name(u.fullname, sizeof u.fullname, pw);
-		if (!has_word(u.fullname, word) ||
-		    strlen(pw->pw_name) >= sizeof u.name)
-			continue;
-		lowercase(u.name, pw->pw_name, sizeof u.name);
-		if (lookup(u.name))
-			continue;	/* the table's word is the one */
-		if (n < max)
-			found[n] = u;
-		n++;
-	}
-	(void)accounts_close(f, pid);
-	return n;
+	if (!conf.table_only)
+		(void)account_each(search_account, &sr);
+	return sr.n;
 }
 
 /*
@@ -1163,14 +994,14 @@ load_all(void)
 
 /*
  * Can an address reach the entry called name?  RCPT refuses a local
- * part that delivery_safe_name() refuses or that is not clean UTF-8
+ * part that mailbox_name_ok() refuses or that is not clean UTF-8
  * (smtpd.8, INPUT RULES), and expansion skips such a target; one with
  * bytes that are not clean is made `?' by sanitize() and names another.
  */
 static int
 reachable(const char *name)
 {
-	return delivery_safe_name(name) && utf8_clean(name);
+	return mailbox_name_ok(name) && utf8_clean(name);
 }
 
 /* What a target is, to the entry that names it. */
@@ -1207,7 +1038,7 @@ check_target(struct checked *c, const struct target_text *t)
 	}
 	if (strcmp(name, c->name) == 0)
 		return IS_SELF;
-	if (!delivery_safe_name(name))	/* before the table, as walk_name */
+	if (!mailbox_name_ok(name))	/* before the table, as walk_name */
 		problem(c->lineno, "%s: %s: not usable as a mailbox name",
 		    c->name, t->addr);
 	else if ((to = find_checked(name)) != NULL)
@@ -1301,7 +1132,7 @@ chain(struct checked *c, size_t depth)
 	path[depth] = c;
 	while (next_target(&p, &t)) {
 		if (!local_part(t.addr, name, sizeof name) ||
-		    strcmp(name, c->name) == 0 || !delivery_safe_name(name))
+		    strcmp(name, c->name) == 0 || !mailbox_name_ok(name))
 			continue;	/* walk_name() skips the unsafe */
 		if ((to = find_checked(name)) == NULL)
 			continue;	/* an account, or unknown */

@@ -24,7 +24,6 @@
 #include <fcntl.h>
 #include <limits.h>
 #include <poll.h>
-#include <pwd.h>
 #include <signal.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -43,6 +42,7 @@
 #include <unistd.h>
 #include <utmpx.h>
 
+#include "accounts.h"
 #include "session.h"
 
 #define LOCK_WAIT	60		/* smtpd.8: seconds, then 451 */
@@ -83,26 +83,6 @@ static struct mailbox	 boxes[MAX_TARGETS];
 static char		 copybuf[65536];
 static char		 lockhost[65];
 static unsigned		 seed;
-
-/*
- * smtpd.8: a local part that names a mailbox must stay in the spool: no
- * '/', no leading dot, no control character; and none may end in
- * ".lock", which is another mailbox's dot-lock.
- */
-int
-delivery_safe_name(const char *name)
-{
-	size_t n = strlen(name);
-	const char *p;
-
-	if (n == 0 || n > SMTP_LOCAL_MAX || name[0] == '.' ||
-	    (n >= 5 && strcmp(name + n - 5, ".lock") == 0))
-		return 0;
-	for (p = name; *p != '\0'; p++)
-		if (*p == '/' || (unsigned char)*p < 32 || *p == 127)
-			return 0;
-	return 1;
-}
 
 /* A failed write or create: 452 when the disk is full. */
 static enum delivery_status
@@ -516,14 +496,12 @@ take_locks(struct mailbox *mb, struct leftover *lo, const char **busy,
 /*
  * The mailbox's account: the uid a mailbox made for it belongs to, and
  * the only one besides ours that an existing one may belong to.
- * 1: *pw set; 0: no such account; -1: the accounts cannot be asked now.
+ * 1: *a set; 0: no such account; -1: the accounts cannot be asked now.
  */
 static int
-mailbox_account(const struct mailbox *mb, struct passwd **pw)
+mailbox_account(const struct mailbox *mb, struct account *a)
 {
-	if ((*pw = aliases_getpw(mb->name)) != NULL)
-		return 1;
-	return errno == 0 ? 0 : -1;
+	return account_find(mb->name, a);
 }
 
 /* The spool's group and whether it may write there (Debian: root:mail 2775). */
@@ -563,7 +541,7 @@ struct making {
 static const char *
 plan_mailbox(const struct mailbox *mb, struct making *mk)
 {
-	struct passwd *pw;
+	struct account a;
 	gid_t group;
 	int r, shared = spool_group(&group);
 
@@ -571,15 +549,15 @@ plan_mailbox(const struct mailbox *mb, struct making *mk)
 	mk->chown = 0;
 	mk->uid = geteuid();
 	mk->gid = shared ? group : getegid();
-	if ((r = mailbox_account(mb, &pw)) == -1)
+	if ((r = mailbox_account(mb, &a)) == -1)
 		return "cannot look up its owner";
 	errno = 0;
-	if (r == 1 && pw->pw_uid != mk->uid && mk->uid != 0)
+	if (r == 1 && a.uid != mk->uid && mk->uid != 0)
 		return "not made: its recipient could not read a mailbox of "
 		    "ours (run smtpd as root to make mailboxes)";
 	if (r == 1 && mk->uid == 0) {
-		mk->uid = pw->pw_uid;
-		mk->gid = shared ? group : pw->pw_gid;
+		mk->uid = a.uid;
+		mk->gid = shared ? group : a.gid;
 	}
 	mk->chown = mk->uid != geteuid() || shared;
 	return NULL;
@@ -607,12 +585,12 @@ static enum delivery_status
 check_owner(const struct mailbox *mb, const struct stat *st, char *why,
     size_t size)
 {
-	struct passwd *pw;
+	struct account a;
 	int r;
 
 	if (st->st_uid == geteuid())
 		return DELIVERY_OK;
-	if ((r = mailbox_account(mb, &pw)) == 1 && pw->pw_uid == st->st_uid)
+	if ((r = mailbox_account(mb, &a)) == 1 && a.uid == st->st_uid)
 		return DELIVERY_OK;
 	if (r == -1) {
 		say(why, size, "cannot look up its owner", mb);
@@ -1623,12 +1601,11 @@ delivery_terminals(const char *user, const char *banner, const char *note,
 {
 	static struct tty_out t;
 	struct utmpx ut;
-	struct passwd *pw;
+	struct account a;
 	char line[sizeof ut.ut_line + 1];
 	int ufd, done = 0, cut;
 
-	if (strlen(user) > sizeof ut.ut_user ||
-	    (pw = aliases_getpw(user)) == NULL)
+	if (strlen(user) > sizeof ut.ut_user || account_find(user, &a) != 1)
 		return 0;	/* no account, no terminal it could own */
 	if ((ufd = open(conf.utmp, O_RDONLY | O_CLOEXEC)) == -1)
 		return 0;
@@ -1637,7 +1614,7 @@ delivery_terminals(const char *user, const char *banner, const char *note,
 		line[sizeof ut.ut_line] = '\0';	/* not always ended */
 		if (ut.ut_type != USER_PROCESS ||
 		    strncmp(ut.ut_user, user, sizeof ut.ut_user) != 0 ||
-		    (t.fd = tty_open(line, pw->pw_uid)) == -1)
+		    (t.fd = tty_open(line, a.uid)) == -1)
 			continue;
 		if (m != NULL) {
 			t.failed = 0;

@@ -19,6 +19,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "accounts.h"
 #include "session.h"
 
 #define HAVE_HELO	0x1
@@ -684,7 +685,7 @@ local_recipient(struct session *s, const struct address *a)
 	struct user u;
 	int code = 250;
 
-	if (strlen(a->local) > SMTP_LOCAL_MAX || !delivery_safe_name(a->local)) {
+	if (strlen(a->local) > SMTP_LOCAL_MAX || !mailbox_name_ok(a->local)) {
 		reply(s, REPLY_BAD_BOX, a->text);
 		return -1;
 	}
@@ -1254,7 +1255,7 @@ cmd_vrfy(struct session *s, char *arg)
 	}
 	sanitize(arg);
 	if (local_name(arg, name, sizeof name) == 0 &&
-	    delivery_safe_name(name) && verify_name(s, name))
+	    mailbox_name_ok(name) && verify_name(s, name))
 		return;
 	n = aliases_match_fullname(arg, found, 8);
 	if (n == 0) {
@@ -1311,7 +1312,7 @@ cmd_expn(struct session *s, char *arg)
 	}
 	sanitize(arg);
 	if (local_name(arg, name, sizeof name) == -1 ||
-	    !delivery_safe_name(name) || aliases_expand(name, &u, list_member,
+	    !mailbox_name_ok(name) || aliases_expand(name, &u, list_member,
 	    &l, &flags) != EXPAND_LIST) {
 		reply(s, REPLY_NOT_LIST, unbracket(arg));
 		return;

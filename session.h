@@ -248,7 +248,5 @@ int	aliases_check(const char *);
 int	aliases_open(const char *, int);
 void	aliases_close(void);
 size_t	aliases_match_fullname(const char *, struct user *, size_t);
-struct passwd;
-struct passwd	*aliases_getpw(const char *);
 
 #endif

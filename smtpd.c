@@ -13,7 +13,6 @@
 #include <limits.h>
 #include <netinet/in.h>
 #include <paths.h>
-#include <pwd.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -26,6 +25,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "accounts.h"
 #include "session.h"
 
 #ifndef _PATH_UTMP
@@ -317,7 +317,7 @@ static void
 check_mailboxes(DIR *d)
 {
 	struct dirent *e;
-	struct passwd *pw;
+	struct account a;
 	struct stat st;
 	size_t n;
 
@@ -333,8 +333,7 @@ check_mailboxes(DIR *d)
 			    "its deliveries answer 451", conf.spool, e->d_name,
 			    (unsigned long)geteuid());
 		else if (st.st_uid != geteuid() &&
-		    ((pw = aliases_getpw(e->d_name)) == NULL ||
-		    pw->pw_uid != st.st_uid))
+		    (account_find(e->d_name, &a) != 1 || a.uid != st.st_uid))
 			spool_problem("mailbox %s/%s: owned by uid %lu, neither "
 			    "its recipient's account nor smtpd's: refused (451)",
 			    conf.spool, e->d_name, (unsigned long)st.st_uid);

@@ -626,7 +626,7 @@ immutable_lock() {
 
 @test "as root, a new mailbox whose owner cannot be looked up is not made: 451" {
 	! grep -q '^smith:' /etc/passwd || skip "an account smith exists here"
-	broken_getent 'exit 1'
+	accounts_unavailable
 	run -0 smtp "HELO client.example" "MAIL FROM:<sender@example.org>" \
 	    "RCPT TO:<smith>" DATA "Subject: mine" "" "Hello." . QUIT
 	[ "${lines[5]}" = "$REFUSED" ]

@@ -109,13 +109,18 @@ mounted_over() {
 	SMTPD=$w
 }
 
-# getent(1) replaced by a script whose body is $1: the accounts that
-# /etc/passwd lacks cannot be asked.
-broken_getent() {
-	[ -x /usr/bin/getent ] || skip "no /usr/bin/getent"
-	printf '#!/bin/sh\n%s\n' "$1" >"$BATS_TEST_TMPDIR/getent"
-	chmod +x "$BATS_TEST_TMPDIR/getent"
-	mounted_over "$BATS_TEST_TMPDIR/getent" /usr/bin/getent
+# From here on, the system's accounts that /etc/passwd lacks cannot be
+# asked: NSS is told to ask, after the file, a module (nss-unavailable.c)
+# that answers as an LDAP server that is down.
+accounts_unavailable() {
+	command -v cc >/dev/null || skip "no C compiler for the test's NSS module"
+	cc -shared -fPIC -o "$BATS_TEST_TMPDIR/libnss_smtpdtest.so.2" \
+	    "$BATS_TEST_DIRNAME/nss-unavailable.c" ||
+	    skip "cannot build the test's NSS module"
+	printf '%s\n' 'passwd: files smtpdtest' 'group: files' \
+	    >"$BATS_TEST_TMPDIR/nsswitch.conf"
+	export LD_LIBRARY_PATH="$BATS_TEST_TMPDIR"
+	mounted_over "$BATS_TEST_TMPDIR/nsswitch.conf" /etc/nsswitch.conf
 }
 
 # Background processes are noted here with `started PID', and ended by

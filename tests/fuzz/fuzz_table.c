@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include "common.h"
+#include "../../accounts.h"
 
 static int
 member(const struct member *m, void *arg)
@@ -54,7 +55,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		first[i] = (char)data[i + 1];
 	first[i] = '\0';
 	lowercase(first, first, sizeof first);
-	if (delivery_safe_name(first))
+	if (mailbox_name_ok(first))
 		expand(first);	/* as smtpd asks: never an empty name */
 	expand("postmaster");
 	expand("staff");
