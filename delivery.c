@@ -92,12 +92,16 @@ write_failure(void)
 	    DELIVERY_TEMP;
 }
 
-/* Why a mailbox failed, for the log, by its path; errno 0 adds nothing. */
+/*
+ * Why a mailbox failed, for the log, by its path; errno 0 adds nothing.
+ * A path too long for the line is cut: the log line says enough.
+ */
 static void
 say(char *why, size_t size, const char *what, const struct mailbox *mb)
 {
-	(void)snprintf(why, size, "%s: %s%s%s", mb->path, what,
-	    errno != 0 ? ": " : "", errno != 0 ? strerror(errno) : "");
+	if ((size_t)snprintf(why, size, "%s: %s%s%s", mb->path, what,
+	    errno != 0 ? ": " : "", errno != 0 ? strerror(errno) : "") >= size)
+		why[size - 1] = '\0';
 }
 
 /*
@@ -1389,8 +1393,8 @@ forward(const char *sender, const struct target *t, size_t nt,
  * forwarding program for the remote ones, or to none.  On failure why
  * says which mailbox, or the program, and what happened.
  */
-enum delivery_status
-delivery_mbox(const char *sender, const struct target *t, size_t nt,
+static enum delivery_status
+mailboxes(const char *sender, const struct target *t, size_t nt,
     const char *head, size_t headlen, struct message *m, char *why,
     size_t size)
 {
@@ -1638,4 +1642,112 @@ delivery_terminals(const char *user, const char *banner, const char *note,
 	}
 	(void)close(ufd);
 	return done;
+}
+
+/*
+ * smtpd.8, MAILBOX FORMAT: the From_ line, Return-Path: and Received:
+ * that go before the message in each mailbox, from the envelope and
+ * what start-up learnt of the client.  The length, or 0 if it did not
+ * fit.
+ */
+static size_t
+envelope_header(const struct envelope *env, char *buf, size_t size)
+{
+	char from[SMTP_PATH_MAX + 1], date[64], ctime_[32], peer[400];
+	struct tm *tm = localtime(&env->when);
+	const char *with;
+	size_t i;
+	int n;
+
+	(void)snprintf(from, sizeof from, "%s", env->sender[0] != '\0' ?
+	    env->sender : "MAILER-DAEMON");
+	for (i = 0; from[i] != '\0'; i++)
+		if (from[i] == ' ' || from[i] == '\t')
+			from[i] = '_';	/* one word on the From_ line */
+	(void)strftime(ctime_, sizeof ctime_, "%a %b %e %H:%M:%S %Y", tm);
+	(void)strftime(date, sizeof date, "%a, %d %b %Y %H:%M:%S %z", tm);
+	if (conf.client_ip[0] == '\0')
+		(void)snprintf(peer, sizeof peer, "localhost");
+	else
+		(void)snprintf(peer, sizeof peer, "%s%s[%s%s]",
+		    conf.client_host, conf.client_host[0] != '\0' ? " " : "",
+		    strchr(conf.client_ip, ':') != NULL ? "IPv6:" : "",
+		    conf.client_ip);
+	with = env->smtputf8 ? "UTF8SMTP" : env->esmtp ? "ESMTP" : "SMTP";
+	n = snprintf(buf, size, "From %s %s\nReturn-Path: <%s>\n"
+	    "Received: from %s (%s)\n\tby %s (smtpd %s) with %s id %s%s%s%s;"
+	    "\n\t%s\n", from, ctime_, env->sender, env->helo, peer,
+	    conf.name, SMTPD_VERSION, with, env->id,
+	    env->for_rcpt != NULL ? "\n\tfor <" : "",
+	    env->for_rcpt != NULL ? env->for_rcpt : "",
+	    env->for_rcpt != NULL ? ">" : "", date);
+	return n > 0 && (size_t)n < size ? (size_t)n : 0;
+}
+
+#define NOTE_CUT	"[the message was cut here]"
+#define NOTE_IN_BOX	"[the message was cut here; the whole of it is " \
+			"in your mailbox]"
+
+/*
+ * smtpd.8, Terminal delivery: the message to the recipients' terminals,
+ * each after a banner naming the sender and the time.  A SOML recipient
+ * reached there needs no mailbox copy.  Returns how many were not
+ * reached; out->who names one.
+ */
+static size_t
+to_terminals(struct envelope *env, const struct message *m,
+    const char *note, struct outcome *out)
+{
+	char banner[SMTP_PATH_MAX + SMTP_DOMAIN_MAX + 64], when[32];
+	struct target *t;
+	size_t i, missed = 0;
+
+	(void)strftime(when, sizeof when, "%a %b %e %H:%M:%S %Y",
+	    localtime(&env->when));
+	(void)snprintf(banner, sizeof banner, "Message from <%s> (HELO %s) "
+	    "at %s ...\n", env->sender, env->helo, when);
+	for (i = 0; i < env->ntargets; i++) {
+		t = &env->targets[i];
+		if (t->kind != TARGET_MAILBOX)
+			continue;
+		if (delivery_terminals(t->name, banner, note, m) == 0) {
+			missed++;
+			(void)snprintf(out->who, sizeof out->who, "%s",
+			    t->name);
+		} else if (env->mode == MODE_SOML)
+			t->kind = TARGET_SENT;
+	}
+	return missed;
+}
+
+/*
+ * Deliver a transaction's message as its mode says: SEND to terminals
+ * alone, every recipient reached or none (451: the client may try again
+ * when the user is back); SOML to terminals, mailboxes for the others;
+ * MAIL to the mailboxes and the forwarding program; SAML both.
+ */
+enum delivery_status
+delivery_deliver(struct envelope *env, struct message *m, struct outcome *out)
+{
+	char head[4096];
+	size_t len;
+
+	out->why[0] = out->who[0] = '\0';
+	if ((len = envelope_header(env, head, sizeof head)) == 0) {
+		(void)snprintf(out->why, sizeof out->why, "header too long");
+		return out->status = DELIVERY_TEMP;
+	}
+	if (env->mode == MODE_SEND) {
+		if (to_terminals(env, m, NOTE_CUT, out) == 0)
+			return out->status = DELIVERY_OK;
+		(void)snprintf(out->why, sizeof out->why, "not at a terminal");
+		return out->status = DELIVERY_NOT_SENT;
+	}
+	if (env->mode == MODE_SOML)
+		(void)to_terminals(env, m, NOTE_CUT, out);
+	out->status = mailboxes(env->sender, env->targets, env->ntargets, head,
+	    len, m, out->why, sizeof out->why);
+	if (out->status == DELIVERY_OK && env->mode == MODE_SAML)
+		(void)to_terminals(env, m, NOTE_IN_BOX, out);
+	return out->status;
 }

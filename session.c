@@ -30,24 +30,17 @@
 #define COUNT_REFUSALS	0x1	/* its 5xx replies are the client's errors */
 #define COUNT_JUNK	0x2	/* it asks, and delivers nothing */
 
-enum mode { MODE_MAIL, MODE_SEND, MODE_SOML, MODE_SAML };
-
 struct session {
 	unsigned	 have;		/* HAVE_ bits */
 	int		 esmtp;		/* the client said EHLO */
-	enum mode	 mode;		/* how the transaction began */
-	int		 smtputf8;	/* MAIL ... SMTPUTF8 */
 	char		 helo[SMTP_DOMAIN_MAX + 1];
-	char		 sender[SMTP_PATH_MAX + 1];	/* "" for <> */
+	struct envelope	 env;		/* the transaction, for delivery */
 	char		(*rcpt)[SMTP_PATH_MAX + 1];	/* accepted RCPTs */
 	size_t		 nrcpt;
-	struct target	*targets;	/* where the message goes */
-	size_t		 ntargets;
 	unsigned	 nerrors;	/* refusals since the last delivery */
 	unsigned	 njunk;		/* NOOP, RSET... since the last delivery */
 	const struct command *cmd;	/* being run; NULL between commands */
 	unsigned	 nmessages;
-	char		 id[32];
 	char		 forward_to[SMTP_PATH_MAX + 1];	/* for a 251 */
 	int		 over;		/* closed: no more replies, no reading */
 	struct message	 msg;		/* stays last: see init_session() */
@@ -198,11 +191,11 @@ static void
 reset_transaction(struct session *s)
 {
 	s->have &= HAVE_HELO;
-	s->mode = MODE_MAIL;
-	s->smtputf8 = 0;
-	s->sender[0] = '\0';
+	s->env.mode = MODE_MAIL;
+	s->env.smtputf8 = 0;
+	s->env.sender[0] = '\0';
 	s->nrcpt = 0;
-	s->ntargets = 0;
+	s->env.ntargets = 0;
 }
 
 int
@@ -259,7 +252,7 @@ init_session(struct session *s)
 	/* All but the message, whose 64 KiB buffer need not be cleared. */
 	memset(s, 0, offsetof(struct session, msg));
 	s->rcpt = rcpt;
-	s->targets = targets;
+	s->env.targets = targets;
 	s->msg.fd = -1;
 	s->msg.spooled = 0;
 }
@@ -530,7 +523,7 @@ mail_param(struct session *s, char *param, struct mail_params *mp)
 			return -1;
 		}
 		(void)param_again(s, mp, 4, 1);
-		s->smtputf8 = 1;
+		s->env.smtputf8 = 1;
 	} else {
 		reply(s, REPLY_PARAM, param);
 		return -1;
@@ -560,20 +553,20 @@ start_transaction(struct session *s, char *arg, enum mode mode,
 		reply(s, REPLY_BAD_PATH, why);
 		return;
 	}
-	s->smtputf8 = 0;
+	s->env.smtputf8 = 0;
 	while ((param = strtok(arg, " ")) != NULL) {
 		arg = NULL;
 		if (mail_param(s, param, &mp) == -1)
 			return;
 	}
-	if (a.utf8 && !s->smtputf8) {
+	if (a.utf8 && !s->env.smtputf8) {
 		reply(s, REPLY_UTF8);
 		return;
 	}
-	(void)snprintf(s->sender, sizeof s->sender, "%s", a.text);
-	s->mode = mode;
+	(void)snprintf(s->env.sender, sizeof s->env.sender, "%s", a.text);
+	s->env.mode = mode;
 	s->have |= HAVE_MAIL;
-	reply(s, REPLY_SENDER_OK, s->sender);
+	reply(s, REPLY_SENDER_OK, s->env.sender);
 }
 
 static void
@@ -606,16 +599,16 @@ add_target(struct session *s, enum rcpt_kind kind, const char *name)
 {
 	size_t i;
 
-	for (i = 0; i < s->ntargets; i++)
-		if (s->targets[i].kind == kind &&
-		    strcasecmp(s->targets[i].name, name) == 0)
+	for (i = 0; i < s->env.ntargets; i++)
+		if (s->env.targets[i].kind == kind &&
+		    strcasecmp(s->env.targets[i].name, name) == 0)
 			return 0;
-	if (s->ntargets == MAX_TARGETS)
+	if (s->env.ntargets == MAX_TARGETS)
 		return -1;
-	s->targets[s->ntargets].kind = kind;
-	(void)snprintf(s->targets[s->ntargets].name,
-	    sizeof s->targets[0].name, "%s", name);
-	s->ntargets++;
+	s->env.targets[s->env.ntargets].kind = kind;
+	(void)snprintf(s->env.targets[s->env.ntargets].name,
+	    sizeof s->env.targets[0].name, "%s", name);
+	s->env.ntargets++;
 	return 0;
 }
 
@@ -650,9 +643,9 @@ gather_member(const struct member *m, void *arg)
 static int
 at_terminal(struct session *s, size_t from)
 {
-	for (; from < s->ntargets; from++)
-		if (s->targets[from].kind == TARGET_MAILBOX &&
-		    delivery_terminals(s->targets[from].name, NULL, NULL,
+	for (; from < s->env.ntargets; from++)
+		if (s->env.targets[from].kind == TARGET_MAILBOX &&
+		    delivery_terminals(s->env.targets[from].name, NULL, NULL,
 		    NULL) > 0)
 			return 1;
 	return 0;
@@ -679,7 +672,7 @@ local_recipient(struct session *s, const struct address *a)
 {
 	char name[SMTP_LOCAL_MAX + 1];
 	struct gather g = { s, 0, 0, "" };
-	size_t before = s->ntargets;
+	size_t before = s->env.ntargets;
 	enum expand kind;
 	unsigned flags;
 	struct user u;
@@ -715,7 +708,7 @@ local_recipient(struct session *s, const struct address *a)
 		code = 550;	/* a loop, or members that are nobody */
 	else if (g.local == 0 && g.remote > 0 && conf.forward == NULL)
 		code = 551;
-	else if (s->mode == MODE_SEND && (kind == EXPAND_USER ?
+	else if (s->env.mode == MODE_SEND && (kind == EXPAND_USER ?
 	    delivery_terminals(u.name, NULL, NULL, NULL) == 0 :
 	    !at_terminal(s, before)))
 		code = 450;
@@ -744,7 +737,7 @@ local_recipient(struct session *s, const struct address *a)
 		reply(s, REPLY_NOWHERE, a->text);
 		break;
 	}
-	s->ntargets = before;
+	s->env.ntargets = before;
 	return -1;
 }
 
@@ -756,7 +749,7 @@ local_recipient(struct session *s, const struct address *a)
 static int
 relay_recipient(struct session *s, const struct address *a)
 {
-	if (!conf.relay_client || conf.forward == NULL || s->mode != MODE_MAIL)
+	if (!conf.relay_client || conf.forward == NULL || s->env.mode != MODE_MAIL)
 		reply(s, REPLY_RELAY);
 	else if (add_target(s, TARGET_FORWARD, a->text) == -1)
 		reply(s, REPLY_TOO_MANY);
@@ -786,7 +779,7 @@ cmd_rcpt(struct session *s, char *arg)
 		reply(s, REPLY_PARAM, param);
 		return;
 	}
-	if (a.utf8 && !s->smtputf8) {
+	if (a.utf8 && !s->env.smtputf8) {
 		reply(s, REPLY_UTF8);
 		return;
 	}
@@ -826,7 +819,7 @@ base36(char *p, unsigned long long n)
 static void
 make_id(struct session *s, time_t now)
 {
-	char *p = s->id;
+	char *p = s->env.id;
 
 	p = base36(p, (unsigned long long)now);
 	*p++ = '-';
@@ -834,43 +827,6 @@ make_id(struct session *s, time_t now)
 	*p++ = '-';
 	p = base36(p, s->nmessages + 1);
 	*p = '\0';
-}
-
-/*
- * SPEC 8: the From_ line, Return-Path: and Received: that go before the
- * message in each mailbox.  Returns the length, or 0 if it did not fit.
- */
-static size_t
-envelope_header(struct session *s, char *buf, size_t size, time_t now)
-{
-	char from[SMTP_PATH_MAX + 1], date[64], ctime_[32], peer[400];
-	struct tm *tm = localtime(&now);
-	const char *with;
-	size_t i;
-	int n;
-
-	(void)snprintf(from, sizeof from, "%s", s->sender[0] != '\0' ?
-	    s->sender : "MAILER-DAEMON");
-	for (i = 0; from[i] != '\0'; i++)
-		if (from[i] == ' ' || from[i] == '\t')
-			from[i] = '_';	/* one word on the From_ line */
-	(void)strftime(ctime_, sizeof ctime_, "%a %b %e %H:%M:%S %Y", tm);
-	(void)strftime(date, sizeof date, "%a, %d %b %Y %H:%M:%S %z", tm);
-	if (conf.client_ip[0] == '\0')
-		(void)snprintf(peer, sizeof peer, "localhost");
-	else
-		(void)snprintf(peer, sizeof peer, "%s%s[%s%s]",
-		    conf.client_host, conf.client_host[0] != '\0' ? " " : "",
-		    strchr(conf.client_ip, ':') != NULL ? "IPv6:" : "",
-		    conf.client_ip);
-	with = s->smtputf8 ? "UTF8SMTP" : s->esmtp ? "ESMTP" : "SMTP";
-	n = snprintf(buf, size, "From %s %s\nReturn-Path: <%s>\n"
-	    "Received: from %s (%s)\n\tby %s (smtpd %s) with %s id %s%s%s%s;"
-	    "\n\t%s\n", from, ctime_, s->sender, s->helo, peer, conf.name,
-	    SMTPD_VERSION, with, s->id,
-	    s->nrcpt == 1 ? "\n\tfor <" : "", s->nrcpt == 1 ? s->rcpt[0] : "",
-	    s->nrcpt == 1 ? ">" : "", date);
-	return n > 0 && (size_t)n < size ? (size_t)n : 0;
 }
 
 /* SPEC 9: one line per transaction, never the body. */
@@ -897,13 +853,9 @@ log_transaction(struct session *s, const char *fmt, ...)
 		n += k;
 	}
 	log_msg(LOG_INFO, "id=%s client=%s from=<%s> to=%s size=%lld %s",
-	    s->id, conf.client_ip[0] != '\0' ? conf.client_ip : "local",
-	    s->sender, to, s->msg.size, outcome);
+	    s->env.id, conf.client_ip[0] != '\0' ? conf.client_ip : "local",
+	    s->env.sender, to, s->msg.size, outcome);
 }
-
-#define NOTE_CUT	"[the message was cut here]"
-#define NOTE_IN_BOX	"[the message was cut here; the whole of it is " \
-			"in your mailbox]"
 
 /*
  * A message that could not be delivered: the reply (fmt, with at most
@@ -917,116 +869,70 @@ message_failed(struct session *s, const char *fmt, const char *what,
 	log_transaction(s, "failed: %.3s %s", fmt, why);
 }
 
-/*
- * SPEC 7: the message to the recipients' terminals, each after a banner
- * naming the sender and the time.  A SOML recipient reached there needs
- * no mailbox copy.  Returns how many were not reached; who, unless
- * NULL, names one.
- */
-static size_t
-to_terminals(struct session *s, const char *note, const char **who)
-{
-	char banner[SMTP_PATH_MAX + SMTP_DOMAIN_MAX + 64], when[32];
-	time_t now = time(NULL);
-	size_t i, missed = 0;
-
-	(void)strftime(when, sizeof when, "%a %b %e %H:%M:%S %Y",
-	    localtime(&now));
-	(void)snprintf(banner, sizeof banner, "Message from <%s> (HELO %s) "
-	    "at %s ...\n", s->sender, s->helo, when);
-	for (i = 0; i < s->ntargets; i++) {
-		if (s->targets[i].kind != TARGET_MAILBOX)
-			continue;
-		if (delivery_terminals(s->targets[i].name, banner, note,
-		    &s->msg) == 0) {
-			missed++;
-			if (who != NULL)
-				*who = s->targets[i].name;
-		} else if (s->mode == MODE_SOML)
-			s->targets[i].kind = TARGET_SENT;
-	}
-	return missed;
-}
-
-/*
- * SEND: every recipient reached on a terminal, or 451 (the client may
- * try again later, when the user is back).
- */
-static void
-send_to_terminals(struct session *s)
-{
-	const char *who = NULL;
-
-	if (to_terminals(s, NOTE_CUT, &who) == 0) {
-		s->nerrors = s->njunk = 0;	/* the limits start again */
-		reply(s, REPLY_DELIVERED, s->id);
-		log_transaction(s, "sent to terminal");
-		return;
-	}
-	message_failed(s, REPLY_NOT_SENT, who, "not at a terminal");
-}
-
-/* The message is read: refuse it, or deliver it and say so. */
-static void
-finish_message(struct session *s)
+/* A message the DATA reader refused, or could not spool: 1 if it was. */
+static int
+message_refused(struct session *s)
 {
 	static const char *const refusals[] = {
 		[MSG_BARE_EOL] = REPLY_BARE_EOL, [MSG_NUL] = REPLY_NUL,
 		[MSG_LOOP] = REPLY_LOOP
 	};
-	char head[2048], why[256];
-	time_t now = time(NULL);
-	size_t len;
+	char why[256];
 
-	make_id(s, now);
-	s->nmessages++;
 	switch (s->msg.error) {
 	case MSG_OK:
-		break;
+		return 0;
 	case MSG_TOO_BIG:
 		reply(s, REPLY_MAIL_SIZE, conf.maxsize);
 		log_transaction(s, "refused: 552 too big");
-		return;
+		break;
 	case MSG_IO:
 		(void)snprintf(why, sizeof why, "cannot spool the message: %s",
 		    strerror(s->msg.io_errno));
 		message_failed(s, s->msg.io_errno == ENOSPC ? REPLY_NO_SPACE :
 		    REPLY_LOCAL, "cannot spool the message", why);
-		return;
+		break;
 	default:
 		reply(s, "%s", refusals[s->msg.error]);
 		log_transaction(s, "refused: %s", refusals[s->msg.error]);
-		return;
+		break;
 	}
-	if ((len = envelope_header(s, head, sizeof head, now)) == 0) {
-		message_failed(s, REPLY_LOCAL, "header too long",
-		    "header too long");
+	return 1;
+}
+
+/* The message is read: refuse it, or have it delivered and say so. */
+static void
+finish_message(struct session *s)
+{
+	struct outcome out;
+
+	s->env.when = time(NULL);
+	make_id(s, s->env.when);
+	s->nmessages++;
+	if (message_refused(s))
 		return;
-	}
-	if (s->mode == MODE_SEND) {
-		send_to_terminals(s);
-		return;
-	}
-	if (s->mode == MODE_SOML)
-		(void)to_terminals(s, NOTE_CUT, NULL);
-	switch (delivery_mbox(s->sender, s->targets, s->ntargets, head, len,
-	    &s->msg, why, sizeof why)) {
+	s->env.helo = s->helo;
+	s->env.esmtp = s->esmtp;
+	s->env.for_rcpt = s->nrcpt == 1 ? s->rcpt[0] : NULL;
+	switch (delivery_deliver(&s->env, &s->msg, &out)) {
 	case DELIVERY_OK:
-		if (s->mode == MODE_SAML)
-			(void)to_terminals(s, NOTE_IN_BOX, NULL);
 		s->nerrors = s->njunk = 0;	/* the limits start again */
-		reply(s, REPLY_DELIVERED, s->id);
-		log_transaction(s, "delivered");
-		return;
+		reply(s, REPLY_DELIVERED, s->env.id);
+		log_transaction(s, s->env.mode == MODE_SEND ?
+		    "sent to terminal" : "delivered");
+		break;
 	case DELIVERY_NO_SPACE:
-		message_failed(s, REPLY_NO_SPACE, "", why);
-		return;
+		message_failed(s, REPLY_NO_SPACE, "", out.why);
+		break;
 	case DELIVERY_TEMP:
-		message_failed(s, REPLY_LOCAL, "mailbox unavailable", why);
-		return;
+		message_failed(s, REPLY_LOCAL, "mailbox unavailable", out.why);
+		break;
 	case DELIVERY_FORWARD:
-		message_failed(s, REPLY_LOCAL, "forwarding failed", why);
-		return;
+		message_failed(s, REPLY_LOCAL, "forwarding failed", out.why);
+		break;
+	case DELIVERY_NOT_SENT:
+		message_failed(s, REPLY_NOT_SENT, out.who, out.why);
+		break;
 	}
 }
 

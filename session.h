@@ -140,6 +140,28 @@ struct target {
 	char		name[SMTP_PATH_MAX + 1];
 };
 
+/* How a transaction began: MAIL, or RFC 821's terminal deliveries. */
+enum mode { MODE_MAIL, MODE_SEND, MODE_SOML, MODE_SAML };
+
+/*
+ * One transaction, from the dialogue to delivery: the envelope, where
+ * the message goes, and what the trace header names.  The dialogue
+ * fills the first part as MAIL and RCPT come, the rest at the end of
+ * DATA.
+ */
+struct envelope {
+	enum mode	 mode;
+	int		 smtputf8;	/* MAIL ... SMTPUTF8 */
+	char		 sender[SMTP_PATH_MAX + 1];	/* "" for <> */
+	struct target	*targets;	/* mailboxes and forwards */
+	size_t		 ntargets;
+	const char	*helo;		/* as the client gave it, cleaned */
+	int		 esmtp;		/* it said EHLO */
+	const char	*for_rcpt;	/* the one RCPT, or NULL */
+	char		 id[32];
+	time_t		 when;
+};
+
 /* Sticky outcomes of reading a message (message.c). */
 enum msg_error {
 	MSG_OK, MSG_BARE_EOL, MSG_NUL, MSG_TOO_BIG, MSG_LOOP, MSG_IO
@@ -217,11 +239,17 @@ int	message_each(const struct message *, enum each, message_fn, void *);
 
 /* delivery.c: mailboxes */
 enum delivery_status {
-	DELIVERY_OK, DELIVERY_TEMP, DELIVERY_NO_SPACE, DELIVERY_FORWARD
+	DELIVERY_OK, DELIVERY_TEMP, DELIVERY_NO_SPACE, DELIVERY_FORWARD,
+	DELIVERY_NOT_SENT		/* SEND: a terminal not reached */
 };
-enum delivery_status	delivery_mbox(const char *, const struct target *,
-			    size_t, const char *, size_t, struct message *,
-			    char *, size_t);
+/* What became of a message, and why, for the reply and the log. */
+struct outcome {
+	enum delivery_status	 status;
+	char			 why[256];
+	char			 who[SMTP_PATH_MAX + 1];	/* NOT_SENT */
+};
+enum delivery_status	delivery_deliver(struct envelope *,
+			    struct message *, struct outcome *);
 int	delivery_forward_words(const char *);
 const char	*delivery_forward_program(void);
 int	delivery_safe_name(const char *);
