@@ -10,9 +10,10 @@ STRICT	= -std=c99 -D_XOPEN_SOURCE=700 -D_DEFAULT_SOURCE -Wall -Wextra
 # that is installed.  Position-independent, for ASLR.
 LINK	= -pie
 PIE	= -fPIE
-SRCS	= smtpd.c client.c session.c message.c delivery.c aliases.c accounts.c
+SRCS	= smtpd.c client.c session.c message.c delivery.c aliases.c accounts.c \
+	  priv.c
 OBJS	= $(SRCS:.c=.o)
-HDRS	= session.h accounts.h
+HDRS	= session.h accounts.h priv.h
 RUNDIR	= run
 
 all: smtpd
@@ -59,8 +60,9 @@ FUZZ_CC		= clang
 FUZZ_FLAGS	= -g -O1 -fsanitize=fuzzer,address,undefined \
 		  -fno-sanitize-recover=all
 FUZZ_TIME	= 60
-FUZZERS		= session data table
-LIBSRCS		= client.c session.c message.c delivery.c aliases.c accounts.c
+FUZZERS		= session data table request
+LIBSRCS		= client.c session.c message.c delivery.c aliases.c accounts.c \
+		  priv.c
 SAN_FLAGS	= -g -O1 -fsanitize=address,undefined -fno-sanitize-recover=all \
 		  -fno-omit-frame-pointer
 

@@ -12,6 +12,7 @@
 #include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <grp.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -54,8 +55,8 @@ on_signal(int sig)
  * where client_stopping() then rolls the delivery back.  It never cuts a
  * write short (smtpd.8, INPUT RULES).
  */
-static void
-setup_signals(void)
+void
+client_signals(void)
 {
 	struct sigaction sa;
 	sigset_t block;
@@ -85,7 +86,7 @@ client_open(int in, int out)
 	static int signals_set;
 
 	if (!signals_set) {
-		setup_signals();
+		client_signals();
 		signals_set = 1;
 	}
 	in_fd = in;
@@ -96,14 +97,21 @@ client_open(int in, int out)
 
 /* This process's id, asked of the kernel once: the log, locks and ids
  * all name it. */
+static pid_t	 pid_known;
+
 pid_t
 self_pid(void)
 {
-	static pid_t pid;
+	if (pid_known == 0)
+		pid_known = getpid();
+	return pid_known;
+}
 
-	if (pid == 0)
-		pid = getpid();
-	return pid;
+/* After fork(): the child is another process (dot-locks name theirs). */
+void
+self_pid_reset(void)
+{
+	pid_known = 0;
 }
 
 /*
@@ -263,20 +271,20 @@ clean_env(void)
 	child_env[1] = NULL;
 }
 
-/* Every descriptor from 3 up closed: none of ours leaks into a child. */
-static void
-close_from_3(void)
+/* Every descriptor from `first' up closed: none of ours leaks on. */
+void
+close_from(int first)
 {
 	struct rlimit rl;
 	long fd, max = 1024;
 
 #ifdef SYS_close_range
-	if (close_range(3, ~0U, 0) == 0)
+	if (close_range((unsigned)first, ~0U, 0) == 0)
 		return;
 #endif
 	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY)
 		max = (long)rl.rlim_cur;
-	for (fd = 3; fd < max; fd++)
+	for (fd = first; fd < max; fd++)
 		(void)close((int)fd);
 }
 
@@ -293,7 +301,7 @@ pid_t
 spawn(char *const argv[], int in, int out, unsigned seconds)
 {
 	extern char **environ;
-	pid_t pid, parent = self_pid();
+	pid_t pid, parent = getpid();
 	sigset_t none;
 	int null;
 
@@ -305,9 +313,6 @@ spawn(char *const argv[], int in, int out, unsigned seconds)
 		return pid;
 	}
 	(void)setpgid(0, 0);
-	/* XXX: the kernel forgets this across a set-id execve() */
-	if (prctl(PR_SET_PDEATHSIG, SIGKILL) == -1 || getppid() != parent)
-		_exit(126);
 	sigemptyset(&none);
 	(void)sigprocmask(SIG_SETMASK, &none, NULL);
 	(void)signal(SIGPIPE, SIG_DFL);
@@ -317,7 +322,16 @@ spawn(char *const argv[], int in, int out, unsigned seconds)
 	    dup2(out != -1 ? out : null, 1) == -1 ||
 	    (!conf.log_stderr && dup2(null, 2) == -1))
 		_exit(126);
-	close_from_3();
+	close_from(3);
+	/* smtpd.8, PRIVILEGE SEPARATION: no program runs as root */
+	if (conf.drop && (setgroups(0, NULL) == -1 ||
+	    setresgid(conf.user_gid, conf.user_gid, conf.user_gid) == -1 ||
+	    setresuid(conf.user_uid, conf.user_uid, conf.user_uid) == -1))
+		_exit(126);
+	/* after the change of account, which clears it; XXX: the kernel
+	 * forgets it too across a set-id execve() */
+	if (prctl(PR_SET_PDEATHSIG, SIGKILL) == -1 || getppid() != parent)
+		_exit(126);
 	environ = child_env;
 	(void)alarm(seconds);
 	execvp(argv[0], argv);

@@ -18,7 +18,7 @@
  *
  * Terminals (SEND, SOML, SAML) are at the end of the file.
  */
-#define _GNU_SOURCE		/* copy_file_range(), sync_file_range(), O_PATH */
+#define _GNU_SOURCE		/* sync_file_range(), O_PATH */
 #include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -951,49 +951,44 @@ write_behind(int fd, off_t *from, off_t to)
 }
 
 /*
- * The spooled message onto the end of the mailbox.  copy_file_range()
- * copies inside the kernel, from page cache to page cache, but will not
- * write to an O_APPEND descriptor: it writes at the end, which is ours
- * while the locks are, with O_APPEND off for the time.  Where it cannot
- * (the spool on another file system, an old kernel) pread() and write()
- * go on from where it stopped.
+ * The spooled message onto the end of the mailbox, in pieces read into
+ * our own buffer, each checked (message_check) before it is written:
+ * the file is the dialogue's, which may change it while we copy, so
+ * what is appended is what was checked, and no more than its size.
+ * (The kernel's copy_file_range() would copy what it finds, unseen.)
  */
 static int
 copy_spool(struct mailbox *mb, const struct message *m)
 {
+	struct framing f = FRAMING_START;
 	off_t in = 0, end, from;
 	struct stat st;
-	ssize_t n = -1;
-	int fl, e;
+	size_t want;
+	ssize_t n;
 
-	if (fstat(mb->fd, &st) == -1 || (fl = fcntl(mb->fd, F_GETFL)) == -1)
+	if (fstat(mb->fd, &st) == -1)
 		return -1;
 	from = end = st.st_size;
-	if (fcntl(mb->fd, F_SETFL, fl & ~O_APPEND) == 0) {
-		while (in < m->spooled && ((n = copy_file_range(m->fd, &in,
-		    mb->fd, &end, m->spooled - in < COPY_STEP ?
-		    (size_t)(m->spooled - in) : COPY_STEP, 0)) > 0 ||
-		    (n == -1 && errno == EINTR)))
-			write_behind(mb->fd, &from, end);
-		e = n == 0 ? EIO : n == -1 ? errno : 0;	/* 0 read: cut short */
-		if (fcntl(mb->fd, F_SETFL, fl) == -1)
-			return -1;
-		if (e == EIO || (e != 0 && e != EXDEV && e != ENOSYS &&
-		    e != EINVAL && e != EOPNOTSUPP && e != EBADF)) {
-			errno = e;
-			return -1;
-		}
-	}
 	for (; in < m->spooled; in += n, end += n) {
-		n = pread(m->fd, copybuf, sizeof copybuf, in);
+		want = m->spooled - in < (off_t)sizeof copybuf ?
+		    (size_t)(m->spooled - in) : sizeof copybuf;
+		n = pread(m->fd, copybuf, want, in);
 		if (n == -1 && errno == EINTR) {
 			n = 0;
 			continue;
 		}
-		if (n <= 0 || writev_all(mb->fd, &(struct iovec){ copybuf,
-		    (size_t)n }, 1) == -1)
+		if (n <= 0 || message_check(&f, copybuf, (size_t)n) == -1) {
+			errno = EIO;	/* cut short, or not what it should be */
+			return -1;
+		}
+		if (writev_all(mb->fd, &(struct iovec){ copybuf, (size_t)n },
+		    1) == -1)
 			return -1;
 		write_behind(mb->fd, &from, end + n);
+	}
+	if (message_check_end(&f) == -1) {
+		errno = EIO;
+		return -1;
 	}
 	return 0;
 }
@@ -1050,6 +1045,7 @@ static int
 append(struct mailbox *mb, const char *head, size_t headlen,
     const struct message *m)
 {
+	struct framing f = FRAMING_START;
 	struct iovec iov[4];
 	const char *sep = separator(mb);
 
@@ -1064,6 +1060,11 @@ append(struct mailbox *mb, const char *head, size_t headlen,
 	iov[3].iov_len = 1;
 	if (conf.mboxo)
 		return append_mboxo(mb, iov, m);
+	if (m->spooled == 0 && (message_check(&f, m->buf, m->len) == -1 ||
+	    message_check_end(&f) == -1)) {
+		errno = EIO;	/* see copy_spool() */
+		return -1;
+	}
 	if (m->spooled == 0)
 		return writev_all(mb->fd, iov, 4);
 	if (writev_all(mb->fd, iov, 2) == -1 || copy_spool(mb, m) == -1)

@@ -568,20 +568,76 @@ message_each(const struct message *m, enum each form, message_fn fn,
 {
 	static char chunk[65536];
 	struct unquote u = { fn, arg, form == EACH_MBOXO, 1, 0, 0 };
+	struct framing f = FRAMING_START;
+	int check = form == EACH_MBOXO;	/* a mailbox's copy: see append() */
 	off_t off;
 	ssize_t n;
 
 	if (m->spooled == 0)
-		return unquote_run(&u, m->buf, m->len) == -1 ||
+		return (check && (message_check(&f, m->buf, m->len) == -1 ||
+		    message_check_end(&f) == -1)) ||
+		    unquote_run(&u, m->buf, m->len) == -1 ||
 		    (u.bol && give_held(&u, 0) == -1) ? -1 : 0;
 	for (off = 0; off < m->spooled; off += n) {
-		n = pread(m->fd, chunk, sizeof chunk, off);
+		n = pread(m->fd, chunk, m->spooled - off < (off_t)sizeof chunk ?
+		    (size_t)(m->spooled - off) : sizeof chunk, off);
 		if (n == -1 && errno == EINTR) {
 			n = 0;
 			continue;
 		}
-		if (n <= 0 || unquote_run(&u, chunk, n) == -1)
+		if (n <= 0 || (check && message_check(&f, chunk, n) == -1) ||
+		    unquote_run(&u, chunk, n) == -1)
 			return -1;
 	}
+	if (check && message_check_end(&f) == -1)
+		return -1;
 	return u.bol && give_held(&u, 0) == -1 ? -1 : 0;
+}
+
+/*
+ * What a delivery appends must have the framing this file gives it
+ * (smtpd.8, MAILBOX FORMAT), whoever wrote the spool file: no line
+ * beginning "From " (quoting made each one ">From "), no CR and no NUL,
+ * and, once all is seen, a last line with its LF.  The deliverer checks
+ * each piece as it copies it, so that what it writes is what it
+ * checked (smtpd.8, PRIVILEGE SEPARATION).  0, or -1 at the first
+ * fault.
+ */
+int
+message_check(struct framing *f, const char *p, size_t n)
+{
+	const char *end = p + n, *nl;
+	size_t k;
+
+	if (n == 0)
+		return 0;
+	if (memchr(p, '\0', n) != NULL || memchr(p, '\r', n) != NULL)
+		return -1;
+	f->last = end[-1];
+	while (p < end) {
+		if (f->nfrom > 0 || f->bol) {	/* at a line's start */
+			k = sizeof from_ - 1 - f->nfrom;
+			if ((size_t)(end - p) < k)
+				k = (size_t)(end - p);
+			if (memcmp(p, from_ + f->nfrom, k) != 0)
+				f->nfrom = 0;
+			else if ((f->nfrom += k) == sizeof from_ - 1)
+				return -1;
+			f->bol = 0;
+			if (f->nfrom > 0)
+				return 0;	/* the piece ended in "From" */
+		}
+		if ((nl = memchr(p, '\n', (size_t)(end - p))) == NULL)
+			break;
+		p = nl + 1;
+		f->bol = 1;
+	}
+	return 0;
+}
+
+/* After the last piece: a message that is empty, or ends its line. */
+int
+message_check_end(const struct framing *f)
+{
+	return f->last == '\0' || f->last == '\n' ? 0 : -1;
 }

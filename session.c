@@ -20,6 +20,7 @@
 #include <unistd.h>
 
 #include "accounts.h"
+#include "priv.h"
 #include "session.h"
 
 #define HAVE_HELO	0x1
@@ -645,8 +646,7 @@ at_terminal(struct session *s, size_t from)
 {
 	for (; from < s->env.ntargets; from++)
 		if (s->env.targets[from].kind == TARGET_MAILBOX &&
-		    delivery_terminals(s->env.targets[from].name, NULL, NULL,
-		    NULL) > 0)
+		    priv_terminals(s->env.targets[from].name) > 0)
 			return 1;
 	return 0;
 }
@@ -709,7 +709,7 @@ local_recipient(struct session *s, const struct address *a)
 	else if (g.local == 0 && g.remote > 0 && conf.forward == NULL)
 		code = 551;
 	else if (s->env.mode == MODE_SEND && (kind == EXPAND_USER ?
-	    delivery_terminals(u.name, NULL, NULL, NULL) == 0 :
+	    priv_terminals(u.name) == 0 :
 	    !at_terminal(s, before)))
 		code = 450;
 	switch (code) {
@@ -914,7 +914,7 @@ finish_message(struct session *s)
 	s->env.helo = s->helo;
 	s->env.esmtp = s->esmtp;
 	s->env.for_rcpt = s->nrcpt == 1 ? s->rcpt[0] : NULL;
-	switch (delivery_deliver(&s->env, &s->msg, &out)) {
+	switch (priv_deliver(&s->env, &s->msg, &out)) {
 	case DELIVERY_OK:
 		s->nerrors = s->njunk = 0;	/* the limits start again */
 		reply(s, REPLY_DELIVERED, s->env.id);

@@ -120,6 +120,10 @@ struct config {
 	int		 log_stderr;		/* -e, or stdin is a tty */
 	int		 tty;			/* stdin is a terminal */
 	int		 relay_client;		/* RELAYCLIENT is set */
+	const char	*user;			/* -U */
+	int		 drop;			/* root: become -U's account */
+	uid_t		 user_uid;
+	gid_t		 user_gid;
 	char		 client_ip[64];		/* "" for a local session */
 	char		 client_host[SMTP_DOMAIN_MAX + 1];
 };
@@ -210,9 +214,12 @@ int	client_write(const char *, size_t);
 int	client_flush(void);
 void	log_msg(int, const char *, ...) PRINTFLIKE(2, 3);
 pid_t	self_pid(void);
+void	self_pid_reset(void);
+void	client_signals(void);
 int	pipe_cloexec(int [2]);
 pid_t	spawn(char *const [], int, int, unsigned);
 void	spawn_kill(pid_t);
+void	close_from(int);
 int	fd_wait(int, short, const struct timespec *, int);
 int	client_stopping(void);
 void	client_nap(const struct timespec *);
@@ -233,6 +240,15 @@ void	message_begin(struct message *, int, long long);
 int	message_feed(struct message *, const char *, size_t, size_t *);
 int	message_end(struct message *);
 void	message_close(struct message *);
+/* message_check(): where a check of the stored form stands. */
+struct framing {
+	int	 bol;		/* at a line's start */
+	size_t	 nfrom;		/* bytes of "From " matched there */
+	char	 last;		/* the last byte seen, '\0' for none */
+};
+#define FRAMING_START	{ 1, 0, '\0' }
+int	message_check(struct framing *, const char *, size_t);
+int	message_check_end(const struct framing *);
 typedef int	(*message_fn)(void *, const char *, size_t);
 enum each { EACH_SENT, EACH_MBOXO };
 int	message_each(const struct message *, enum each, message_fn, void *);

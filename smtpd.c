@@ -26,6 +26,7 @@
 #include <unistd.h>
 
 #include "accounts.h"
+#include "priv.h"
 #include "session.h"
 
 #ifndef _PATH_UTMP
@@ -38,7 +39,7 @@
 #define DEFAULT_RCPT	100
 #define DEFAULT_TIMEOUT	300
 #define EX_USAGE	64
-#define OPTIONS		"eTVEvCn:d:a:m:s:r:t:F:u:b:"
+#define OPTIONS		"eTVEvCn:d:a:m:s:r:t:F:u:b:U:"
 
 struct config conf;
 
@@ -53,7 +54,8 @@ usage(void)
 {
 	log_msg(LOG_ERR, "usage: smtpd [-eTVEv] [-C] [-n name] [-d domain]... "
 	    "[-a table] [-m spooldir] [-s maxbytes] [-r maxrcpts] "
-	    "[-t seconds] [-F program] [-u utmpfile] [-b mboxrd|mboxo]");
+	    "[-t seconds] [-F program] [-u utmpfile] [-b mboxrd|mboxo] "
+	    "[-U user]");
 	default_names();	/* the refusal names this host */
 	if (!checking)
 		session_refuse();	/* -C serves nobody */
@@ -153,6 +155,7 @@ parse_options(int argc, char **argv)
 		case 'F': conf.forward = optarg; break;
 		case 'u': conf.utmp = optarg; break;
 		case 'b': mailbox_format(optarg); break;
+		case 'U': conf.user = optarg; break;
 		default: usage();
 		}
 	}
@@ -243,6 +246,34 @@ identify_client(void)
 			conf.client_ip[0] = '\0';
 	}
 	unmap_ipv4(conf.client_ip, sizeof conf.client_ip);
+}
+
+/*
+ * smtpd.8, PRIVILEGE SEPARATION: started as root, the dialogue runs as
+ * the -U account (nobody unless named), which may not be root; not
+ * started as root, smtpd changes no account, and -U is a mistake.
+ */
+static void
+check_user(void)
+{
+	const char *name = conf.user != NULL ? conf.user : "nobody";
+	struct account a;
+
+	if (geteuid() != 0) {
+		if (conf.user != NULL)
+			config_problem("-U %s: smtpd was not started as root "
+			    "and changes no account", conf.user);
+		return;
+	}
+	if (account_find(name, &a) != 1)
+		config_problem("-U %s: no such account", name);
+	else if (a.uid == 0)
+		config_problem("-U %s: the dialogue never runs as root", name);
+	else {
+		conf.drop = 1;
+		conf.user_uid = a.uid;
+		conf.user_gid = a.gid;
+	}
 }
 
 static void
@@ -390,8 +421,10 @@ main(int argc, char **argv)
 	check_utmp();
 	if (aliases_open(conf.table, conf.table_given) == -1)
 		config_problem("cannot read table %s", conf.table);
+	check_user();
 	if (checking)
 		check_all();
+	priv_split();		/* returns in the dialogue's process */
 	client_open(0, 1);
 	return session_run();
 }

@@ -234,12 +234,15 @@ snail_body() {
 }
 
 # The message as mutt pipes it (<pipe-message>, undecoded), under a
-# pseudo-terminal: mutt wants one.
+# pseudo-terminal: mutt wants one. Its folder is the test's own
+# directory: where ~/Mail is missing, mutt would first ask to create it
+# and the keys pushed would answer that question instead.
 mutt_message() {
 	printf '%s\n' 'set wait_key=no' 'set quit=yes' 'set pipe_decode=no' \
+	    "set folder=$BATS_TEST_TMPDIR" \
 	    "push \"<pipe-message>cat >$BATS_TEST_TMPDIR/mutt.out<enter><quit>\"" \
 	    >"$BATS_TEST_TMPDIR/muttrc"
-	TERM=vt100 timeout 20 script -qec "mutt -n -F $BATS_TEST_TMPDIR/muttrc -R -f $SPOOL/jones" \
+	HOME=$BATS_TEST_TMPDIR TERM=vt100 timeout 20 script -qec "mutt -n -F $BATS_TEST_TMPDIR/muttrc -R -f $SPOOL/jones" \
 	    /dev/null >/dev/null 2>&1 </dev/null
 	cat "$BATS_TEST_TMPDIR/mutt.out"
 }

@@ -54,24 +54,6 @@ subjects() {
 for m in mailbox.mbox(sys.argv[1], create=False): print(m["Subject"])' "$1"
 }
 
-# An smtpd in the background whose input is a FIFO this shell writes to
-# (fd $TO), its replies going to $OUT, its pid in $PID.  Used where a
-# reply must be seen before the next line is sent: smtpd flushes its
-# replies only when it waits for input.
-start_session() {
-	OUT="$BATS_TEST_TMPDIR/$1.out"
-	mkfifo "$BATS_TEST_TMPDIR/$1.in"
-	exec {TO}<>"$BATS_TEST_TMPDIR/$1.in"	# open, on Linux, without a reader
-	"$SMTPD" "${OPTS[@]}" <"$BATS_TEST_TMPDIR/$1.in" >"$OUT" \
-	    2>"$BATS_TEST_TMPDIR/$1.log" 3>&- {TO}>&- &
-	PID=$!
-	started "$PID"
-}
-
-send() {
-	printf '%s\r\n' "$@" >&"$TO"
-}
-
 # A session's output without its CRs, as smtp() gives it.
 replies() {
 	tr -d '\r' <"$1"

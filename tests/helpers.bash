@@ -18,6 +18,21 @@ setup() {
 	TABLE
 	# smtpd's own options for this test; a test may add to it
 	OPTS=(-e -T -n mx.example -a "$TABLE" -m "$SPOOL")
+	[ "$(id -u)" != 0 ] || reachable_by_nobody
+}
+
+# As root, smtpd's dialogue and its -F program run as nobody (smtpd.8,
+# PRIVILEGE SEPARATION): they must reach the test's directory, where
+# TMPDIR is, the programs of the test and what they write.  It becomes
+# writable by all (sticky), and the directories of bats' run above it
+# searchable.
+reachable_by_nobody() {
+	local d=$BATS_TEST_TMPDIR top
+	top=$(dirname "$BATS_RUN_TMPDIR")
+	chmod 1777 "$d"
+	while d=$(dirname "$d"); [ "$d" != "$top" ] && [ "$d" != / ]; do
+		chmod o+x "$d"
+	done
 }
 
 # One session through a pipe: each argument is a command line, sent with
@@ -121,6 +136,24 @@ accounts_unavailable() {
 	    >"$BATS_TEST_TMPDIR/nsswitch.conf"
 	export LD_LIBRARY_PATH="$BATS_TEST_TMPDIR"
 	mounted_over "$BATS_TEST_TMPDIR/nsswitch.conf" /etc/nsswitch.conf
+}
+
+# An smtpd in the background reading a FIFO this shell writes to (fd
+# $TO, with send), its replies going to $OUT, its log added to $LOG, its
+# pid in $PID.  Used where a reply must be seen before the next line is
+# sent: smtpd flushes its replies only when it waits for input.
+start_session() {
+	OUT="$BATS_TEST_TMPDIR/$1.out"
+	mkfifo "$BATS_TEST_TMPDIR/$1.in"
+	exec {TO}<>"$BATS_TEST_TMPDIR/$1.in"	# open, on Linux, without a reader
+	"$SMTPD" "${OPTS[@]}" <"$BATS_TEST_TMPDIR/$1.in" >"$OUT" 2>>"$LOG" \
+	    3>&- {TO}>&- &
+	PID=$!
+	started "$PID"
+}
+
+send() {
+	printf '%s\r\n' "$@" >&"$TO"
 }
 
 # Background processes are noted here with `started PID', and ended by

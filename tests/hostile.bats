@@ -495,18 +495,6 @@ message_to_both() {
 	cmp "$BATS_TEST_TMPDIR/jones.before" "$SPOOL/jones"
 }
 
-# An smtpd in the background whose input is a FIFO this shell writes to
-# (fd $TO), its replies going to $OUT, its pid in $PID.
-start_session() {
-	OUT="$BATS_TEST_TMPDIR/$1.out"
-	mkfifo "$BATS_TEST_TMPDIR/$1.in"
-	exec {TO}<>"$BATS_TEST_TMPDIR/$1.in"	# open, on Linux, without a reader
-	"$SMTPD" "${OPTS[@]}" <"$BATS_TEST_TMPDIR/$1.in" >"$OUT" 2>"$LOG" \
-	    3>&- {TO}>&- &
-	PID=$!
-	started "$PID"
-}
-
 @test "SIGTERM to smtpd while the forwarding program hangs: 451, then 421, smtpd exits, the program's group is gone, the mailbox as before" {
 	hanging_program 30	# SIGTERM ends it, not -t
 	start_session term
