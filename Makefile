@@ -13,7 +13,8 @@ PIE	= -fPIE
 SRCS	= smtpd.c client.c session.c message.c delivery.c aliases.c accounts.c \
 	  priv.c
 OBJS	= $(SRCS:.c=.o)
-HDRS	= session.h accounts.h priv.h
+HDRS	= smtpd.h client.h session.h message.h delivery.h aliases.h \
+	  accounts.h priv.h
 RUNDIR	= run
 
 all: smtpd

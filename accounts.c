@@ -18,7 +18,8 @@
 #include <string.h>
 
 #include "accounts.h"
-#include "session.h"
+#include "client.h"
+#include "smtpd.h"
 
 /*
  * smtpd.8, INPUT RULES: a local part that names a mailbox must stay in

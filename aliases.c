@@ -24,7 +24,9 @@
 #include <unistd.h>
 
 #include "accounts.h"
-#include "session.h"
+#include "aliases.h"
+#include "client.h"
+#include "smtpd.h"
 
 #define ENTRY_MAX	65536	/* one logical entry, continuations joined */
 
@@ -34,6 +36,22 @@ struct reader {
 	unsigned long	 lineno;
 	char		 buf[16384];
 };
+
+/* One of the domains -d names (or the host name): their local parts
+ * are the table's names. */
+int
+is_local_domain(const char *d)
+{
+	size_t i, n = strlen(d);
+
+	if (n > 0 && d[n - 1] == '.')
+		n--;		/* an absolute name is the same domain */
+	for (i = 0; i < conf.ndomains; i++)
+		if (strlen(conf.domains[i]) == n &&
+		    strncasecmp(conf.domains[i], d, n) == 0)
+			return 1;
+	return 0;
+}
 
 /* One entry: `name: targets', continuation lines joined by a space. */
 struct entry {

@@ -28,7 +28,9 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "session.h"
+#include "client.h"
+#include "message.h"
+#include "smtpd.h"
 
 static int	 in_fd = 0, out_fd = 1;
 static int	 out_sock = 1;		/* out_fd takes send(), until it says not */

@@ -43,7 +43,10 @@
 #include <utmpx.h>
 
 #include "accounts.h"
-#include "session.h"
+#include "client.h"
+#include "delivery.h"
+#include "message.h"
+#include "smtpd.h"
 
 #define LOCK_WAIT	60		/* smtpd.8: seconds, then 451 */
 #define LOCK_STALE	300		/* smtpd.8: a dot-lock this old is dead */

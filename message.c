@@ -26,7 +26,8 @@
 #include <strings.h>
 #include <unistd.h>
 
-#include "session.h"
+#include "message.h"
+#include "smtpd.h"
 
 enum wire { W_BOL, W_DOT, W_DOT_CR, W_TEXT, W_CR };
 enum head { H_BOL, H_NAME, H_PASS, H_DROP };

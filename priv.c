@@ -46,8 +46,12 @@
 #include <unistd.h>
 
 #include "accounts.h"
+#include "aliases.h"
+#include "client.h"
+#include "delivery.h"
+#include "message.h"
 #include "priv.h"
-#include "session.h"
+#include "smtpd.h"
 
 #define REC_DELIVER	1	/* the child: a delivery */
 #define REC_TERMINALS	2	/* the child: SEND's question */
@@ -618,41 +622,41 @@ parent(int sock, pid_t child)
 	exit(WIFEXITED(status) ? WEXITSTATUS(status) : 1);
 }
 
-/* A start-up failure in the child: said, and the session ends. */
-static NORETURN void
+/* A start-up failure in the child: said; the session ends (main()). */
+static int
 child_fails(const char *what)
 {
 	log_msg(LOG_ERR, "the dialogue's process: %s: %m", what);
-	session_refuse();
-	exit(1);
+	return -1;
 }
 
 /*
  * The child becomes the -U account, if smtpd runs as root, and can
  * never be root again, gain a privilege by exec, or dump core.
  */
-static void
+static int
 become_user(void)
 {
 	const struct rlimit none = { 0, 0 };
 
 	if (prctl(PR_SET_DUMPABLE, 0) == -1 ||
 	    setrlimit(RLIMIT_CORE, &none) == -1)
-		child_fails("cannot forbid core dumps");
+		return child_fails("cannot forbid core dumps");
 	if (conf.drop && (setgroups(0, NULL) == -1 ||
 	    setresgid(conf.user_gid, conf.user_gid, conf.user_gid) == -1 ||
 	    setresuid(conf.user_uid, conf.user_uid, conf.user_uid) == -1))
-		child_fails("cannot become the -U account");
+		return child_fails("cannot become the -U account");
 	if (conf.drop && (setuid(0) != -1 || geteuid() == 0 || getuid() == 0))
-		child_fails("could become root again");
+		return child_fails("could become root again");
 	if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) == -1)
-		child_fails("cannot forbid new privileges");
+		return child_fails("cannot forbid new privileges");
 	/* the deliverer gone, the session cannot deliver: it ends too */
 	if (prctl(PR_SET_PDEATHSIG, SIGKILL) == -1 || getppid() != parent_pid)
-		child_fails("cannot follow the deliverer");
+		return child_fails("cannot follow the deliverer");
+	return 0;
 }
 
-void
+int
 priv_split(void)
 {
 	int sv[2];
@@ -662,8 +666,7 @@ priv_split(void)
 	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) == -1 ||
 	    (pid = fork()) == -1) {
 		log_msg(LOG_ERR, "cannot start the dialogue's process: %m");
-		session_refuse();
-		exit(1);
+		return -1;
 	}
 	if (pid != 0) {
 		(void)close(sv[1]);
@@ -672,7 +675,7 @@ priv_split(void)
 	(void)close(sv[0]);
 	priv_fd = sv[1];
 	self_pid_reset();
-	become_user();
+	return become_user();
 }
 
 /* --- the child's side ----------------------------------------------------- */

@@ -12,8 +12,11 @@ struct envelope;
 struct message;
 struct outcome;
 
-/* Start-up: fork; returns in the dialogue's process alone. */
-void	priv_split(void);
+/*
+ * Start-up: fork; returns in the dialogue's process alone, 0, or -1
+ * when it could not be started as it must (logged).
+ */
+int	priv_split(void);
 
 /* The dialogue's side: a delivery, and SEND's question at RCPT. */
 int	priv_deliver(struct envelope *, struct message *, struct outcome *);

@@ -10,6 +10,7 @@
  */
 #include <ctype.h>
 #include <errno.h>
+#include <stdarg.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -20,8 +21,13 @@
 #include <unistd.h>
 
 #include "accounts.h"
+#include "aliases.h"
+#include "client.h"
+#include "delivery.h"
+#include "message.h"
 #include "priv.h"
 #include "session.h"
+#include "smtpd.h"
 
 #define HAVE_HELO	0x1
 #define HAVE_MAIL	0x2
@@ -197,20 +203,6 @@ reset_transaction(struct session *s)
 	s->env.sender[0] = '\0';
 	s->nrcpt = 0;
 	s->env.ntargets = 0;
-}
-
-int
-is_local_domain(const char *d)
-{
-	size_t i, n = strlen(d);
-
-	if (n > 0 && d[n - 1] == '.')
-		n--;		/* an absolute name is the same domain */
-	for (i = 0; i < conf.ndomains; i++)
-		if (strlen(conf.domains[i]) == n &&
-		    strncasecmp(conf.domains[i], d, n) == 0)
-			return 1;
-	return 0;
 }
 
 /* The verb's row, and in *arg what follows it and one space. */

@@ -26,8 +26,12 @@
 #include <unistd.h>
 
 #include "accounts.h"
+#include "aliases.h"
+#include "client.h"
+#include "delivery.h"
 #include "priv.h"
 #include "session.h"
+#include "smtpd.h"
 
 #ifndef _PATH_UTMP
 #define _PATH_UTMP	"/var/run/utmp"
@@ -424,7 +428,10 @@ main(int argc, char **argv)
 	check_user();
 	if (checking)
 		check_all();
-	priv_split();		/* returns in the dialogue's process */
+	if (priv_split() == -1) {	/* returns in the dialogue's process */
+		session_refuse();
+		exit(1);
+	}
 	client_open(0, 1);
 	return session_run();
 }

@@ -2,10 +2,6 @@
 # word (every reply carries its RFC 3463 enhanced code).
 load helpers
 
-# The version as session.h defines it: "0.1".
-VERSION=$(sed -n 's/^#define SMTPD_VERSION[ \t]*"\(.*\)"$/\1/p' \
-    "$BATS_TEST_DIRNAME/../session.h")
-
 # The keywords of the last EHLO reply (the lines after the first), sorted.
 ehlo_keywords() {
 	printf '%s\n' "${lines[@]}" | sed -n '/^250[- ]mx\.example$/,/^250 /p' |

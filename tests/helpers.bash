@@ -2,6 +2,10 @@
 # spool, table and log under $BATS_TEST_TMPDIR; smtpd is the real binary.
 bats_require_minimum_version 1.5.0
 
+# The version as smtpd.h defines it: "0.1".
+VERSION=$(sed -n 's/^#define SMTPD_VERSION[ \t]*"\(.*\)"$/\1/p' \
+    "$BATS_TEST_DIRNAME/../smtpd.h")
+
 setup() {
 	# make sanitize points SMTPD_BIN at its own build
 	SMTPD="${SMTPD_BIN:-$BATS_TEST_DIRNAME/../smtpd}"

@@ -1,10 +1,6 @@
 # SPEC 2: the command line, and how smtpd refuses a bad one.
 load helpers
 
-# The version as session.h defines it: "0.1".
-VERSION=$(sed -n 's/^#define SMTPD_VERSION[ \t]*"\(.*\)"$/\1/p' \
-    "$BATS_TEST_DIRNAME/../session.h")
-
 # The Received: header of the first message of mailbox $1, on one line.
 received() {
 	awk 'NR == 3 { r = $0; next }

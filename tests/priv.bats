@@ -48,6 +48,51 @@ fd_of() {
 	wait_ok "$PID" smtpd
 }
 
+@test "as root, the dialogue can write nothing in the spool: not the directory, a mailbox or a lock, and holds none of them open" {
+	[ "$(id -u)" = 0 ] || skip "needs root"
+	command -v setpriv >/dev/null || skip "no setpriv (util-linux)"
+	printf '%s\r\n' "HELO client.example" "MAIL FROM:<a@example.org>" \
+	    "RCPT TO:<jones>" DATA "Subject: first" "" "Hello." . QUIT |
+	    "$SMTPD" "${OPTS[@]}" >/dev/null 2>>"$LOG"
+	[ -s "$SPOOL/jones" ]
+	cp "$SPOOL/jones" "$BATS_TEST_TMPDIR/jones.before"
+	start_session held
+	send "HELO client.example" "MAIL FROM:<a@example.org>" "RCPT TO:<jones>"
+	wait_for 5 grep -q '^250 2.1.5 ' "$OUT"
+	dialogue=$(child_of "$PID")
+	# with the dialogue's own credentials, as /proc shows them
+	uid=$(status_of "$dialogue" Uid | cut -d' ' -f2)
+	gid=$(status_of "$dialogue" Gid | cut -d' ' -f2)
+	[ "$uid" != 0 ] && [ "$gid" != 0 ]
+	as_dialogue() {
+		setpriv --reuid="$uid" --regid="$gid" --clear-groups \
+		    --no-new-privs sh -c "$1" 2>/dev/null
+	}
+	run as_dialogue ": >>'$SPOOL/jones'"
+	[ "$status" -ne 0 ]
+	run as_dialogue ": >'$SPOOL/planted'"
+	[ "$status" -ne 0 ]
+	run as_dialogue "ln '$SPOOL/jones' '$SPOOL/jones.lock'"
+	[ "$status" -ne 0 ]
+	run as_dialogue "cat '$SPOOL/jones'"
+	[ "$status" -ne 0 ]
+	# the control: with the same credentials, it writes where anyone may
+	mkdir -m 1777 "$BATS_TEST_TMPDIR/free"
+	run as_dialogue ": >'$BATS_TEST_TMPDIR/free/mine'"
+	[ "$status" -eq 0 ]
+	# and it holds nothing of the spool open
+	run ls "/proc/$dialogue/fd"
+	for fd in "${lines[@]}"; do
+		[[ "$(fd_of "$dialogue" "$fd")" != "$SPOOL"* ]] ||
+		    { echo "fd $fd: $(fd_of "$dialogue" "$fd")"; false; }
+	done
+	send QUIT
+	exec {TO}>&-
+	wait_ok "$PID" smtpd
+	cmp "$BATS_TEST_TMPDIR/jones.before" "$SPOOL/jones"
+	[ ! -e "$SPOOL/planted" ] && [ ! -e "$SPOOL/jones.lock" ]
+}
+
 @test "the deliverer holds none of the client's descriptors: its 0, 1 and 2 are /dev/null or the log" {
 	start_session held
 	send "HELO client.example"

@@ -9,7 +9,12 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "../../aliases.h"
+#include "../../client.h"
+#include "../../delivery.h"
+#include "../../message.h"
 #include "../../session.h"
+#include "../../smtpd.h"
 
 /* A directory of the harness's own under $TMPDIR, made once. */
 const char	*fuzz_dir(void);
