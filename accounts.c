@@ -83,13 +83,29 @@ to_account(const struct passwd *pw, struct account *a)
 int
 account_find(const char *name, struct account *a)
 {
+	/* The last account found, for the life of this process (one
+	 * session): the deliverer asks for a mailbox's owner with each
+	 * message, and a session mostly writes to the same few. */
+	static char last_name[ACCOUNT_NAME_MAX + 1];
+	static struct account last;
 	char buf[16384];
 	struct passwd pw, *r = NULL;
 	int e;
 
+	if (last_name[0] != '\0' && strcmp(name, last_name) == 0) {
+		*a = last;
+		return 1;
+	}
 	e = getpwnam_r(name, &pw, buf, sizeof buf, &r);
+	if (r != NULL && to_account(&pw, a) == 0) {
+		if (strlen(name) < sizeof last_name) {
+			(void)strcpy(last_name, name);
+			last = *a;
+		}
+		return 1;
+	}
 	if (r != NULL)
-		return to_account(&pw, a) == 0 ? 1 : 0;
+		return 0;
 	if (e == 0 || e == ENOENT || e == ESRCH || e == EBADF || e == EPERM)
 		return 0;
 	errno = e;

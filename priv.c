@@ -279,8 +279,6 @@ read_exact(int sock, void *p, size_t n, int *fd, const struct timespec *until)
 	int got;
 
 	while (n > 0) {
-		if (fd_wait(sock, POLLIN, until, 0) != 0)
-			return -1;
 		iov.iov_base = p;
 		iov.iov_len = n;
 		memset(&msg, 0, sizeof msg);
@@ -288,7 +286,11 @@ read_exact(int sock, void *p, size_t n, int *fd, const struct timespec *until)
 		msg.msg_iovlen = 1;
 		msg.msg_control = control.buf;
 		msg.msg_controllen = sizeof control.buf;
+		/* what is there already is taken without a poll first */
 		k = recvmsg(sock, &msg, MSG_CMSG_CLOEXEC | MSG_DONTWAIT);
+		if (k == -1 && errno == EAGAIN &&
+		    fd_wait(sock, POLLIN, until, 0) != 0)
+			return -1;
 		if (k == -1 && (errno == EINTR || errno == EAGAIN))
 			continue;
 		if ((got = taken_fd(&msg)) != -1) {
