@@ -27,7 +27,7 @@ smtpd: $(OBJS)
 
 $(OBJS): $(HDRS)
 
-check: smtpd
+check: smtpd $(RUNDIR)/priv-driver
 	@command -v bats >/dev/null || { echo "make check needs bats: apt-get install bats" >&2; exit 1; }
 	bats tests
 
@@ -50,7 +50,7 @@ install: smtpd
 
 clean:
 	rm -f smtpd $(OBJS)
-	rm -f bench/load bench/ref bench/peakrss
+	rm -f bench/load bench/ref bench/peakrss bench/handover
 	rm -rf $(RUNDIR)
 
 # Hardening (tests/fuzz/README): libFuzzer harnesses, each run for
@@ -66,6 +66,11 @@ LIBSRCS		= client.c session.c message.c delivery.c aliases.c accounts.c \
 		  priv.c
 SAN_FLAGS	= -g -O1 -fsanitize=address,undefined -fno-sanitize-recover=all \
 		  -fno-omit-frame-pointer
+
+# The deliverer driven with hostile records (tests/privrecords.bats).
+$(RUNDIR)/priv-driver: tests/priv-driver.c $(LIBSRCS) $(HDRS)
+	@mkdir -p $(RUNDIR)
+	$(CC) $(STRICT) $(CFLAGS) -o $@ tests/priv-driver.c $(LIBSRCS)
 
 fuzz-build: $(LIBSRCS) $(HDRS) tests/fuzz/*.c tests/fuzz/common.h
 	@mkdir -p $(RUNDIR)/fuzz
@@ -104,7 +109,7 @@ valgrind: smtpd
 lint:
 	cppcheck --quiet --error-exitcode=1 --std=c99 \
 	    --enable=warning,portability,performance \
-	    -D_XOPEN_SOURCE=700 *.c tests/fuzz/*.c
-	clang-tidy --quiet *.c tests/fuzz/*.c -- $(STRICT)
+	    -D_XOPEN_SOURCE=700 *.c tests/fuzz/*.c tests/priv-driver.c
+	clang-tidy --quiet *.c tests/fuzz/*.c tests/priv-driver.c -- $(STRICT)
 
 .PHONY: all check run bench install clean fuzz fuzz-build sanitize valgrind lint

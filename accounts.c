@@ -98,8 +98,10 @@ account_find(const char *name, struct account *a)
 	}
 	e = getpwnam_r(name, &pw, buf, sizeof buf, &r);
 	if (r != NULL && to_account(&pw, a) == 0) {
-		if (strlen(name) < sizeof last_name) {
-			(void)strcpy(last_name, name);
+		size_t n = strlen(name);
+
+		if (n < sizeof last_name) {
+			memcpy(last_name, name, n + 1);
 			last = *a;
 		}
 		return 1;

@@ -108,6 +108,27 @@ say(char *why, size_t size, const char *what, const struct mailbox *mb)
 }
 
 /*
+ * A failed append, said.  EBADMSG: the message handed over is not what
+ * the dialogue's process should have made of it (an unquoted From_
+ * line, no final newline, cut short); only a dialogue gone wrong does
+ * that, so it is logged here, by the half that may still be trusted.
+ */
+static enum delivery_status
+append_failure(const struct mailbox *mb, char *why, size_t size)
+{
+	enum delivery_status st = write_failure();
+
+	if (errno != EBADMSG) {
+		say(why, size, "cannot write", mb);
+		return st;
+	}
+	errno = 0;
+	say(why, size, "the message handed over breaks its mbox framing", mb);
+	log_msg(LOG_ERR, "%s", why);
+	return st;
+}
+
+/*
  * A randomised wait, doubling from BACKOFF_MIN_US: a delivery holds its
  * locks for about a millisecond, so the first waits are short, and even
  * the longest stays short enough that a free lock does not sit idle
@@ -989,7 +1010,7 @@ copy_spool(struct mailbox *mb, const struct message *m)
 			continue;
 		}
 		if (n <= 0 || message_check(&f, copybuf, (size_t)n) == -1) {
-			errno = EIO;	/* cut short, or not what it should be */
+			errno = EBADMSG;	/* cut short, or not as checked */
 			return -1;
 		}
 		if (writev_all(mb->fd, &(struct iovec){ copybuf, (size_t)n },
@@ -998,7 +1019,7 @@ copy_spool(struct mailbox *mb, const struct message *m)
 		write_behind(mb->fd, &from, end + n);
 	}
 	if (message_check_end(&f) == -1) {
-		errno = EIO;
+		errno = EBADMSG;
 		return -1;
 	}
 	return 0;
@@ -1073,7 +1094,7 @@ append(struct mailbox *mb, const char *head, size_t headlen,
 		return append_mboxo(mb, iov, m);
 	if (m->spooled == 0 && (message_check(&f, m->buf, m->len) == -1 ||
 	    message_check_end(&f) == -1)) {
-		errno = EIO;	/* see copy_spool() */
+		errno = EBADMSG;	/* see copy_spool() */
 		return -1;
 	}
 	if (m->spooled == 0)
@@ -1424,10 +1445,8 @@ mailboxes(const char *sender, const struct target *t, size_t nt,
 		st = lock_mailbox(&boxes[i], &until, why, size);
 	for (i = 0; i < n && st == DELIVERY_OK; i++)
 		if (append(&boxes[i], head, headlen, m) == -1 ||
-		    fsync(boxes[i].fd) == -1) {
-			st = write_failure();
-			say(why, size, "cannot write", &boxes[i]);
-		}
+		    fsync(boxes[i].fd) == -1)
+			st = append_failure(&boxes[i], why, size);
 	if (st == DELIVERY_OK && sync_spool_dir(n) == -1) {
 		st = DELIVERY_TEMP;
 		(void)snprintf(why, size, "%s: cannot sync: %s", conf.spool,

@@ -179,17 +179,27 @@ get_str(struct rec *r, char *dst, size_t size)
 	dst[n] = '\0';
 }
 
-/* write() all of iov[0..n), across short writes; the first with msg. */
+/*
+ * write() all of iov[0..n), across short writes; the first with msg.
+ * Within -t: a peer that does not read stalls nobody for longer.
+ */
 static int
 send_all(int fd, struct msghdr *msg)
 {
 	struct iovec *iov = msg->msg_iov;
 	size_t n = msg->msg_iovlen;
+	struct timespec until;
 	ssize_t w;
 
+	deadline_set(&until, conf.timeout);
 	while (n > 0) {
-		w = sendmsg(fd, msg, MSG_NOSIGNAL);
-		if (w == -1 && errno == EINTR)
+		w = sendmsg(fd, msg, MSG_NOSIGNAL | MSG_DONTWAIT);
+		if (w == -1 && errno == EAGAIN &&
+		    fd_wait(fd, POLLOUT, &until, 0) != 0) {
+			errno = ETIMEDOUT;	/* not read within -t */
+			return -1;
+		}
+		if (w == -1 && (errno == EINTR || errno == EAGAIN))
 			continue;
 		if (w == -1)
 			return -1;
@@ -407,7 +417,7 @@ static const char *
 message_ok(struct message *m, int fd, const unsigned char *body, size_t n)
 {
 	struct stat st;
-	int fl;
+	char c;
 
 	m->fd = fd;
 	m->len = 0;
@@ -421,9 +431,10 @@ message_ok(struct message *m, int fd, const unsigned char *body, size_t n)
 	if (m->spooled <= 0 || n != 0 ||
 	    m->spooled > STORED_MAX(conf.maxsize))
 		return "a message file of a size out of bounds";
+	/* a byte read shows it readable: not opened write-only, nor
+	 * O_PATH, which fstat() accepts and every read refuses */
 	if (fstat(fd, &st) == -1 || !S_ISREG(st.st_mode) ||
-	    st.st_size < m->spooled || (fl = fcntl(fd, F_GETFL)) == -1 ||
-	    (fl & O_ACCMODE) == O_WRONLY)
+	    st.st_size < m->spooled || pread(fd, &c, 1, 0) != 1)
 		return "the message is no regular file it can read";
 	return NULL;
 }
@@ -491,7 +502,21 @@ priv_decode_delivery(const unsigned char *p, size_t len, int fd,
 
 /* --- the parent ------------------------------------------------------------ */
 
-static void
+/*
+ * An answer to the dialogue, -1 if it could not be written within -t.
+ * The dialogue reads each answer before it asks again, so a full socket
+ * means a dialogue that asks without reading: its session ends.
+ */
+static int
+answer(int sock, uint32_t type, const struct rec *r)
+{
+	if (rec_send(sock, type, r, -1) == 0)
+		return 0;
+	log_msg(LOG_ERR, "cannot answer the dialogue: %m");
+	return -1;
+}
+
+static int
 answer_outcome(int sock, const struct outcome *out)
 {
 	struct rec r = { recbuf, 0, 0, sizeof recbuf, 0 };
@@ -499,11 +524,10 @@ answer_outcome(int sock, const struct outcome *out)
 	put_u32(&r, (uint32_t)out->status);
 	put_str(&r, out->why);
 	put_str(&r, out->who);
-	if (rec_send(sock, REC_OUTCOME, &r, -1) == -1)
-		log_msg(LOG_ERR, "cannot answer the dialogue: %m");
+	return answer(sock, REC_OUTCOME, &r);
 }
 
-static void
+static int
 serve_delivery(int sock, struct rec *r, int fd)
 {
 	static struct target targets[MAX_TARGETS];
@@ -524,10 +548,10 @@ serve_delivery(int sock, struct rec *r, int fd)
 		(void)delivery_deliver(&env, &msg, &out);
 	if (fd != -1)
 		(void)close(fd);
-	answer_outcome(sock, &out);
+	return answer_outcome(sock, &out);
 }
 
-static void
+static int
 serve_terminals(int sock, struct rec *r)
 {
 	struct rec a = { recbuf, 0, 0, sizeof recbuf, 0 };
@@ -540,8 +564,7 @@ serve_terminals(int sock, struct rec *r)
 	else
 		n = (uint32_t)delivery_terminals(user, NULL, NULL, NULL);
 	put_u32(&a, n);
-	if (rec_send(sock, REC_COUNT, &a, -1) == -1)
-		log_msg(LOG_ERR, "cannot answer the dialogue: %m");
+	return answer(sock, REC_COUNT, &a);
 }
 
 /*
@@ -570,26 +593,27 @@ serve(int sock, pid_t child)
 			/* the child is gone, or broke off: the stream
 			 * cannot be read on, but a delivery is answered */
 			if (broken == REC_DELIVER)
-				answer_outcome(sock, &refused);
+				(void)answer_outcome(sock, &refused);
 			if (broken != 0)	/* a dialogue out of step */
 				(void)kill(child, SIGTERM);
 			return;
 		}
 		if (type == REC_DELIVER) {
-			serve_delivery(sock, &r, fd);
+			if (serve_delivery(sock, &r, fd) == -1)
+				break;
 			continue;
 		}
 		if (fd != -1)
 			(void)close(fd);
-		if (type == REC_TERMINALS)
-			serve_terminals(sock, &r);
-		else {
+		if (type != REC_TERMINALS) {
 			log_msg(LOG_ERR, "a request of unknown type %lu",
 			    (unsigned long)type);
-			(void)kill(child, SIGTERM);
-			return;
+			break;
 		}
+		if (serve_terminals(sock, &r) == -1)
+			break;
 	}
+	(void)kill(child, SIGTERM);	/* out of step: the session ends */
 }
 
 /*
