@@ -1675,6 +1675,30 @@ delivery_terminals(const char *user, const char *banner, const char *note,
 	return done;
 }
 
+/* Received:'s protocol: RFC 3848, and RFC 6531 for SMTPUTF8. */
+static const char *
+with_word(const struct envelope *env)
+{
+	int tls = env->tls_protocol[0] != '\0';	/* tls.c: "TLS" at least */
+
+	if (env->smtputf8)
+		return tls ? "UTF8SMTPS" : "UTF8SMTP";
+	if (env->esmtp)
+		return tls ? "ESMTPS" : "ESMTP";
+	return tls ? "SMTPS" : "SMTP";
+}
+
+/* The TLS facts as a comment after the protocol, or "". */
+static void
+tls_comment(const struct envelope *env, char *buf, size_t size)
+{
+	buf[0] = '\0';
+	if (env->tls_protocol[0] != '\0' || env->tls_cipher[0] != '\0')
+		(void)snprintf(buf, size, "\n\t(%s%s%s)", env->tls_protocol,
+		    env->tls_protocol[0] != '\0' && env->tls_cipher[0] != '\0' ?
+		    " " : "", env->tls_cipher);
+}
+
 /*
  * smtpd.8, MAILBOX FORMAT: the From_ line, Return-Path: and Received:
  * that go before the message in each mailbox, from the envelope and
@@ -1685,6 +1709,7 @@ static size_t
 envelope_header(const struct envelope *env, char *buf, size_t size)
 {
 	char from[SMTP_PATH_MAX + 1], date[64], ctime_[32], peer[400];
+	char tls[2 * TLS_FACT_MAX + 32];
 	struct tm *tm = localtime(&env->when);
 	const char *with;
 	size_t i;
@@ -1704,11 +1729,12 @@ envelope_header(const struct envelope *env, char *buf, size_t size)
 		    conf.client_host, conf.client_host[0] != '\0' ? " " : "",
 		    strchr(conf.client_ip, ':') != NULL ? "IPv6:" : "",
 		    conf.client_ip);
-	with = env->smtputf8 ? "UTF8SMTP" : env->esmtp ? "ESMTP" : "SMTP";
+	with = with_word(env);
+	tls_comment(env, tls, sizeof tls);
 	n = snprintf(buf, size, "From %s %s\nReturn-Path: <%s>\n"
-	    "Received: from %s (%s)\n\tby %s (smtpd %s) with %s id %s%s%s%s;"
+	    "Received: from %s (%s)\n\tby %s (smtpd %s) with %s%s id %s%s%s%s;"
 	    "\n\t%s\n", from, ctime_, env->sender, env->helo, peer,
-	    conf.name, SMTPD_VERSION, with, env->id,
+	    conf.name, SMTPD_VERSION, with, tls, env->id,
 	    env->for_rcpt != NULL ? "\n\tfor <" : "",
 	    env->for_rcpt != NULL ? env->for_rcpt : "",
 	    env->for_rcpt != NULL ? ">" : "", date);

@@ -367,6 +367,8 @@ encode_delivery(struct rec *r, const struct envelope *env,
 	put_u32(r, (uint32_t)env->esmtp);
 	put_str(r, env->sender);
 	put_str(r, env->helo);
+	put_str(r, env->tls_protocol);
+	put_str(r, env->tls_cipher);
 	put_str(r, env->for_rcpt);
 	put_str(r, env->id);
 	put_u32(r, (uint32_t)env->ntargets);
@@ -394,6 +396,14 @@ id_ok(const char *id)
 {
 	return *id != '\0' && strspn(id, "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ-")
 	    == strlen(id);
+}
+
+/* A TLS fact for Received: what tls.c lets through, and no more. */
+static int
+fact_ok(const char *f)
+{
+	return strspn(f, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+	    "0123456789._-?") == strlen(f);
 }
 
 /* A target: a mailbox whose name stays in the spool, or a remote one. */
@@ -452,6 +462,8 @@ fields_ok(const struct envelope *env, const char *for_rcpt)
 		return "bad sender, recipient or HELO";
 	if (!id_ok(env->id))
 		return "bad id";
+	if (!fact_ok(env->tls_protocol) || !fact_ok(env->tls_cipher))
+		return "bad TLS facts";
 	if (env->ntargets == 0)
 		return "no target";
 	for (i = 0; i < env->ntargets; i++)
@@ -465,6 +477,7 @@ priv_decode_delivery(const unsigned char *p, size_t len, int fd,
     struct envelope *env, struct message *m, const char **why)
 {
 	static char helo[SMTP_DOMAIN_MAX + 1], for_rcpt[SMTP_PATH_MAX + 1];
+	static char tls_protocol[TLS_FACT_MAX + 1], tls_cipher[TLS_FACT_MAX + 1];
 	struct rec r = { (unsigned char *)p, len, 0, len, 0 };
 	const unsigned char *body;
 	uint64_t spooled;
@@ -475,6 +488,8 @@ priv_decode_delivery(const unsigned char *p, size_t len, int fd,
 	env->esmtp = (int)get_u32(&r);
 	get_str(&r, env->sender, sizeof env->sender);
 	get_str(&r, helo, sizeof helo);
+	get_str(&r, tls_protocol, sizeof tls_protocol);
+	get_str(&r, tls_cipher, sizeof tls_cipher);
 	get_str(&r, for_rcpt, sizeof for_rcpt);
 	get_str(&r, env->id, ID_MAX + 1);
 	if ((env->ntargets = get_u32(&r)) > MAX_TARGETS)
@@ -490,6 +505,8 @@ priv_decode_delivery(const unsigned char *p, size_t len, int fd,
 	    "bytes left over" : spooled > (uint64_t)LLONG_MAX ?
 	    "a size out of bounds" : NULL;
 	env->helo = helo;
+	env->tls_protocol = tls_protocol;
+	env->tls_cipher = tls_cipher;
 	env->for_rcpt = for_rcpt[0] != '\0' ? for_rcpt : NULL;
 	env->when = time(NULL);
 	m->spooled = (long long)spooled;

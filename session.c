@@ -28,28 +28,50 @@
 #include "priv.h"
 #include "session.h"
 #include "smtpd.h"
+#include "tls.h"
 
 #define HAVE_HELO	0x1
 #define HAVE_MAIL	0x2
 #define HAVE_RCPT	0x4
+#define HAVE_TLS	0x8	/* TLS is up, or not required (-R) */
 
 /* What a command counts toward (smtpd.8, INPUT RULES: the limits). */
 #define COUNT_REFUSALS	0x1	/* its 5xx replies are the client's errors */
 #define COUNT_JUNK	0x2	/* it asks, and delivers nothing */
 
-struct session {
-	unsigned	 have;		/* HAVE_ bits */
-	int		 esmtp;		/* the client said EHLO */
-	char		 helo[SMTP_DOMAIN_MAX + 1];
-	struct envelope	 env;		/* the transaction, for delivery */
-	char		(*rcpt)[SMTP_PATH_MAX + 1];	/* accepted RCPTs */
-	size_t		 nrcpt;
+/*
+ * A session's state, split by how long each part lives, each part with
+ * the one function that resets it: the connection's lasts the session;
+ * the greeting's goes with STARTTLS and a new HELO or EHLO
+ * (reset_greeting); the transaction's with RSET, a new greeting and the
+ * end of DATA (reset_transaction).
+ */
+struct connection {
 	unsigned	 nerrors;	/* refusals since the last delivery */
 	unsigned	 njunk;		/* NOOP, RSET... since the last delivery */
-	const struct command *cmd;	/* being run; NULL between commands */
 	unsigned	 nmessages;
-	char		 forward_to[SMTP_PATH_MAX + 1];	/* for a 251 */
+	const struct command *cmd;	/* being run; NULL between commands */
 	int		 over;		/* closed: no more replies, no reading */
+};
+
+struct greeting {
+	int		 done;		/* HELO or EHLO was accepted */
+	int		 esmtp;		/* it was EHLO */
+	char		 helo[SMTP_DOMAIN_MAX + 1];
+};
+
+struct transaction {
+	unsigned	 have;		/* HAVE_MAIL, HAVE_RCPT */
+	struct envelope	 env;		/* for delivery */
+	char		(*rcpt)[SMTP_PATH_MAX + 1];	/* accepted RCPTs */
+	size_t		 nrcpt;
+	char		 forward_to[SMTP_PATH_MAX + 1];	/* for a 251 */
+};
+
+struct session {
+	struct connection conn;
+	struct greeting	 hello;
+	struct transaction tx;
 	struct message	 msg;		/* stays last: see init_session() */
 };
 
@@ -87,31 +109,34 @@ static void	cmd_help(struct session *, char *);
 static void	cmd_noop(struct session *, char *);
 static void	cmd_quit(struct session *, char *);
 static void	cmd_turn(struct session *, char *);
+static void	cmd_starttls(struct session *, char *);
 static void	cmd_unknown(struct session *, char *);
 
 #define PROBE	(COUNT_REFUSALS | COUNT_JUNK)
+#define SENDER	(HAVE_TLS | HAVE_HELO)	/* -R: TLS first (smtpd.8, TLS) */
 
 static const struct command commands[] = { /* verb, needs, counts, run, HELP */
 	{ "HELO", 0,	     0,	       cmd_helo, "HELO <domain>" },
 	{ "EHLO", 0,	     0,	       cmd_ehlo, "EHLO <domain>" },
-	{ "MAIL", HAVE_HELO, 0,	       cmd_mail, "MAIL FROM:<path> [SIZE=n] "
+	{ "MAIL", SENDER,    0,	       cmd_mail, "MAIL FROM:<path> [SIZE=n] "
 	    "[BODY=7BIT|8BITMIME] [SMTPUTF8]" },
-	{ "SEND", HAVE_HELO, 0,	       cmd_send, "SEND FROM:<path> "
+	{ "SEND", SENDER,    0,	       cmd_send, "SEND FROM:<path> "
 	    "[parameters] (to the user's terminal)" },
-	{ "SOML", HAVE_HELO, 0,	       cmd_soml, "SOML FROM:<path> "
+	{ "SOML", SENDER,    0,	       cmd_soml, "SOML FROM:<path> "
 	    "[parameters] (terminal, or else mailbox)" },
-	{ "SAML", HAVE_HELO, 0,	       cmd_saml, "SAML FROM:<path> "
+	{ "SAML", SENDER,    0,	       cmd_saml, "SAML FROM:<path> "
 	    "[parameters] (terminal and mailbox)" },
 	{ "RCPT", HAVE_MAIL, COUNT_REFUSALS, cmd_rcpt, "RCPT TO:<path>" },
 	{ "DATA", HAVE_RCPT, 0,	       cmd_data, "DATA (then the message, "
 	    "ending with a line holding a single dot)" },
 	{ "RSET", 0,	     COUNT_JUNK, cmd_rset, "RSET" },
-	{ "VRFY", 0,	     PROBE,    cmd_vrfy, "VRFY <user or name>" },
-	{ "EXPN", 0,	     PROBE,    cmd_expn, "EXPN <mailing list>" },
+	{ "VRFY", HAVE_TLS,  PROBE,    cmd_vrfy, "VRFY <user or name>" },
+	{ "EXPN", HAVE_TLS,  PROBE,    cmd_expn, "EXPN <mailing list>" },
 	{ "HELP", 0,	     COUNT_JUNK, cmd_help, "HELP [command]" },
 	{ "NOOP", 0,	     COUNT_JUNK, cmd_noop, "NOOP" },
 	{ "QUIT", 0,	     0,	       cmd_quit, "QUIT" },
 	{ "TURN", 0,	     0,	       cmd_turn, "TURN (refused)" },
+	{ "STARTTLS", 0,     0,	       cmd_starttls, "STARTTLS (when offered)" },
 	{ NULL,   0,	     0,	       cmd_unknown, NULL } /* 500; stays last */
 };
 
@@ -123,13 +148,13 @@ static const struct command commands[] = { /* verb, needs, counts, run, HELP */
 static void
 session_close(struct session *s, const char *why)
 {
-	if (s->over)
+	if (s->conn.over)
 		return;
-	s->over = 1;
+	s->conn.over = 1;
 	(void)client_flush();
 	log_msg(LOG_INFO, "end client=%s messages=%u (%s)",
 	    conf.client_ip[0] != '\0' ? conf.client_ip : "local",
-	    s->nmessages, why);
+	    s->conn.nmessages, why);
 }
 
 static int
@@ -152,7 +177,7 @@ reply(struct session *s, const char *fmt, ...)
 	va_list ap;
 	int n, code;
 
-	if (s->over)
+	if (s->conn.over)
 		return;
 	va_start(ap, fmt);
 	n = vsnprintf(line, sizeof line - 2, fmt, ap);
@@ -174,8 +199,8 @@ reply(struct session *s, const char *fmt, ...)
 		log_msg(LOG_INFO, "%.*s", n - 2, line);
 		session_close(s, "421");
 	}
-	if (code >= 500 && code <= 599 && (code <= 504 || (s->cmd != NULL &&
-	    (s->cmd->counts & COUNT_REFUSALS))) && ++s->nerrors >= ERROR_LIMIT)
+	if (code >= 500 && code <= 599 && (code <= 504 || (s->conn.cmd != NULL &&
+	    (s->conn.cmd->counts & COUNT_REFUSALS))) && ++s->conn.nerrors >= ERROR_LIMIT)
 		reply(s, REPLY_ERRORS, conf.name);
 }
 
@@ -194,15 +219,33 @@ session_refuse(void)
 		(void)client_flush();
 }
 
+/* The transaction as before MAIL: only its arrays stay. */
 static void
 reset_transaction(struct session *s)
 {
-	s->have &= HAVE_HELO;
-	s->env.mode = MODE_MAIL;
-	s->env.smtputf8 = 0;
-	s->env.sender[0] = '\0';
-	s->nrcpt = 0;
-	s->env.ntargets = 0;
+	struct transaction t;
+
+	memset(&t, 0, sizeof t);
+	t.rcpt = s->tx.rcpt;
+	t.env.targets = s->tx.env.targets;
+	t.env.mode = MODE_MAIL;
+	s->tx = t;
+}
+
+/* The greeting as before HELO, and so the transaction too. */
+static void
+reset_greeting(struct session *s)
+{
+	memset(&s->hello, 0, sizeof s->hello);
+	reset_transaction(s);
+}
+
+/* What the session has, as the command table's `needs' names it. */
+static unsigned
+have(const struct session *s)
+{
+	return (s->hello.done ? HAVE_HELO : 0) | s->tx.have |
+	    (tls_required() ? 0 : HAVE_TLS);
 }
 
 /* The verb's row, and in *arg what follows it and one space. */
@@ -218,8 +261,8 @@ find_command(char *line, char **arg)
 	for (n = strlen(*arg); n > 0 && (*arg)[n - 1] == ' '; n--)
 		(*arg)[n - 1] = '\0';
 	for (c = commands; c->verb != NULL; c++)
-		if (strncasecmp(line, c->verb, 4) == 0 &&
-		    (line[4] == ' ' || line[4] == '\0'))
+		if ((n = strlen(c->verb), strncasecmp(line, c->verb, n) == 0) &&
+		    (line[n] == ' ' || line[n] == '\0'))
 			break;
 	return c;
 }
@@ -227,7 +270,9 @@ find_command(char *line, char **arg)
 static void
 reply_sequence(struct session *s, unsigned missing)
 {
-	if (missing & HAVE_HELO)
+	if (missing & HAVE_TLS)
+		reply(s, REPLY_NEED_TLS);
+	else if (missing & HAVE_HELO)
 		reply(s, REPLY_NEED_HELO);
 	else if (missing & HAVE_MAIL)
 		reply(s, REPLY_NEED_MAIL);
@@ -244,8 +289,8 @@ init_session(struct session *s)
 
 	/* All but the message, whose 64 KiB buffer need not be cleared. */
 	memset(s, 0, offsetof(struct session, msg));
-	s->rcpt = rcpt;
-	s->env.targets = targets;
+	s->tx.rcpt = rcpt;
+	s->tx.env.targets = targets;
 	s->msg.fd = -1;
 	s->msg.spooled = 0;
 }
@@ -287,22 +332,22 @@ session_run(void)
 	    conf.client_ip : "local", conf.client_host[0] != '\0' ? " host=" :
 	    "", conf.client_host);
 	reply(s, REPLY_GREETING, conf.name);
-	while (!s->over) {
+	while (!s->conn.over) {
 		if ((n = client_read_line(line, sizeof line)) < 0) {
 			read_failed(s, n);
 			continue;
 		}
 		c = find_command(line, &arg);
-		s->cmd = c;
-		if (c->needs & ~s->have)
-			reply_sequence(s, c->needs & ~s->have);
+		s->conn.cmd = c;
+		if (c->needs & ~have(s))
+			reply_sequence(s, c->needs & ~have(s));
 		else
 			c->run(s, arg);
 		/* each asks something of the table or the accounts: a
 		 * client that only asks is probing (smtpd.8, INPUT RULES) */
-		if ((c->counts & COUNT_JUNK) && ++s->njunk >= JUNK_LIMIT)
+		if ((c->counts & COUNT_JUNK) && ++s->conn.njunk >= JUNK_LIMIT)
 			reply(s, REPLY_JUNK, conf.name);
-		s->cmd = NULL;
+		s->conn.cmd = NULL;
 	}
 	message_close(&s->msg);
 	return 0;
@@ -475,53 +520,120 @@ param_again(struct session *s, struct mail_params *mp, unsigned bit,
 	return same ? 1 : -1;
 }
 
+/* SIZE=n (RFC 1870); 0 if accepted, else replied. */
+static int
+take_size(struct session *s, char *value, struct mail_params *mp)
+{
+	unsigned long long size;
+	char *end;
+	int again;
+
+	errno = 0;
+	if (value == NULL || !isdigit((unsigned char)*value) ||
+	    (size = strtoull(value, &end, 10), *end != '\0') || errno != 0) {
+		reply(s, REPLY_PARAM_BAD, "SIZE=");
+		return -1;
+	}
+	if ((again = param_again(s, mp, 1, size == mp->size)) != 0)
+		return again == 1 ? 0 : -1;
+	mp->size = size;
+	if (size > (unsigned long long)conf.maxsize) {
+		reply(s, REPLY_MAIL_SIZE, conf.maxsize);
+		return -1;
+	}
+	return 0;
+}
+
+/* BODY=7BIT or 8BITMIME (RFC 6152). */
+static int
+take_body(struct session *s, char *value, struct mail_params *mp)
+{
+	int again, body8;
+
+	if (value == NULL || (strcasecmp(value, "7BIT") != 0 &&
+	    strcasecmp(value, "8BITMIME") != 0)) {
+		reply(s, REPLY_PARAM, "BODY= takes 7BIT or 8BITMIME");
+		return -1;
+	}
+	body8 = strcasecmp(value, "8BITMIME") == 0;
+	if ((again = param_again(s, mp, 2, body8 == mp->body8)) != 0)
+		return again == 1 ? 0 : -1;
+	mp->body8 = body8;
+	return 0;
+}
+
+/* SMTPUTF8 (RFC 6531), no value. */
+static int
+take_smtputf8(struct session *s, char *value, struct mail_params *mp)
+{
+	if (value != NULL) {
+		reply(s, REPLY_PARAM_BAD, "SMTPUTF8 takes no value");
+		return -1;
+	}
+	(void)param_again(s, mp, 4, 1);
+	s->tx.env.smtputf8 = 1;
+	return 0;
+}
+
+static int
+offer_starttls(void)
+{
+	return tls_offered();
+}
+
+static int
+offer_vrfy(void)
+{
+	return !conf.no_vrfy;
+}
+
+static int
+offer_expn(void)
+{
+	return !conf.no_expn;
+}
+
+/*
+ * The extensions, in the order EHLO lists them, each with the condition
+ * for listing it and the MAIL parameter it brings: EHLO's reply and
+ * MAIL's parameters both come from here.
+ */
+static const struct extension {
+	const char	*keyword;
+	int		(*offered)(void);	/* NULL: always */
+	const char	*param;			/* its MAIL parameter */
+	int		(*take)(struct session *, char *, struct mail_params *);
+} extensions[] = {
+	{ "PIPELINING",		 NULL,		 NULL,	     NULL },
+	{ "SIZE",		 NULL,		 "SIZE",     take_size },
+	{ "8BITMIME",		 NULL,		 "BODY",     take_body },
+	{ "ENHANCEDSTATUSCODES", NULL,		 NULL,	     NULL },
+	{ "SMTPUTF8",		 NULL,		 "SMTPUTF8", take_smtputf8 },
+	{ "STARTTLS",		 offer_starttls, NULL,	     NULL },
+	{ "VRFY",		 offer_vrfy,	 NULL,	     NULL },
+	{ "EXPN",		 offer_expn,	 NULL,	     NULL },
+	{ "SEND",		 NULL,		 NULL,	     NULL },
+	{ "SOML",		 NULL,		 NULL,	     NULL },
+	{ "SAML",		 NULL,		 NULL,	     NULL },
+	{ "HELP",		 NULL,		 NULL,	     NULL },
+};
+#define NEXTENSIONS	(sizeof extensions / sizeof extensions[0])
+
 /* One MAIL parameter, KEYWORD[=value]; 0 if accepted, else replied. */
 static int
 mail_param(struct session *s, char *param, struct mail_params *mp)
 {
-	char *value = strchr(param, '='), *end;
-	unsigned long long size;
-	int again, body8;
+	char *value = strchr(param, '=');
+	size_t i;
 
 	if (value != NULL)
 		*value++ = '\0';
-	if (strcasecmp(param, "SIZE") == 0) {
-		errno = 0;
-		if (value == NULL || !isdigit((unsigned char)*value) ||
-		    (size = strtoull(value, &end, 10), *end != '\0') ||
-		    errno != 0) {
-			reply(s, REPLY_PARAM_BAD, "SIZE=");
-			return -1;
-		}
-		if ((again = param_again(s, mp, 1, size == mp->size)) != 0)
-			return again == 1 ? 0 : -1;
-		mp->size = size;
-		if (size > (unsigned long long)conf.maxsize) {
-			reply(s, REPLY_MAIL_SIZE, conf.maxsize);
-			return -1;
-		}
-	} else if (strcasecmp(param, "BODY") == 0) {
-		if (value == NULL || (strcasecmp(value, "7BIT") != 0 &&
-		    strcasecmp(value, "8BITMIME") != 0)) {
-			reply(s, REPLY_PARAM, "BODY= takes 7BIT or 8BITMIME");
-			return -1;
-		}
-		body8 = strcasecmp(value, "8BITMIME") == 0;
-		if ((again = param_again(s, mp, 2, body8 == mp->body8)) != 0)
-			return again == 1 ? 0 : -1;
-		mp->body8 = body8;
-	} else if (strcasecmp(param, "SMTPUTF8") == 0) {
-		if (value != NULL) {
-			reply(s, REPLY_PARAM_BAD, "SMTPUTF8 takes no value");
-			return -1;
-		}
-		(void)param_again(s, mp, 4, 1);
-		s->env.smtputf8 = 1;
-	} else {
-		reply(s, REPLY_PARAM, param);
-		return -1;
-	}
-	return 0;
+	for (i = 0; i < NEXTENSIONS; i++)
+		if (extensions[i].param != NULL &&
+		    strcasecmp(param, extensions[i].param) == 0)
+			return extensions[i].take(s, value, mp);
+	reply(s, REPLY_PARAM, param);
+	return -1;
 }
 
 /* RFC 5321 4.1.1.2: MAIL, and RFC 821's SEND, SOML and SAML alike. */
@@ -534,7 +646,7 @@ start_transaction(struct session *s, char *arg, enum mode mode,
 	const char *why;
 	char *param;
 
-	if (s->have & HAVE_MAIL) {
+	if (s->tx.have & HAVE_MAIL) {
 		reply(s, REPLY_NESTED);
 		return;
 	}
@@ -546,20 +658,20 @@ start_transaction(struct session *s, char *arg, enum mode mode,
 		reply(s, REPLY_BAD_PATH, why);
 		return;
 	}
-	s->env.smtputf8 = 0;
+	s->tx.env.smtputf8 = 0;
 	while ((param = strtok(arg, " ")) != NULL) {
 		arg = NULL;
 		if (mail_param(s, param, &mp) == -1)
 			return;
 	}
-	if (a.utf8 && !s->env.smtputf8) {
+	if (a.utf8 && !s->tx.env.smtputf8) {
 		reply(s, REPLY_UTF8);
 		return;
 	}
-	(void)snprintf(s->env.sender, sizeof s->env.sender, "%s", a.text);
-	s->env.mode = mode;
-	s->have |= HAVE_MAIL;
-	reply(s, REPLY_SENDER_OK, s->env.sender);
+	(void)snprintf(s->tx.env.sender, sizeof s->tx.env.sender, "%s", a.text);
+	s->tx.env.mode = mode;
+	s->tx.have |= HAVE_MAIL;
+	reply(s, REPLY_SENDER_OK, s->tx.env.sender);
 }
 
 static void
@@ -592,16 +704,16 @@ add_target(struct session *s, enum rcpt_kind kind, const char *name)
 {
 	size_t i;
 
-	for (i = 0; i < s->env.ntargets; i++)
-		if (s->env.targets[i].kind == kind &&
-		    strcasecmp(s->env.targets[i].name, name) == 0)
+	for (i = 0; i < s->tx.env.ntargets; i++)
+		if (s->tx.env.targets[i].kind == kind &&
+		    strcasecmp(s->tx.env.targets[i].name, name) == 0)
 			return 0;
-	if (s->env.ntargets == MAX_TARGETS)
+	if (s->tx.env.ntargets == MAX_TARGETS)
 		return -1;
-	s->env.targets[s->env.ntargets].kind = kind;
-	(void)snprintf(s->env.targets[s->env.ntargets].name,
-	    sizeof s->env.targets[0].name, "%s", name);
-	s->env.ntargets++;
+	s->tx.env.targets[s->tx.env.ntargets].kind = kind;
+	(void)snprintf(s->tx.env.targets[s->tx.env.ntargets].name,
+	    sizeof s->tx.env.targets[0].name, "%s", name);
+	s->tx.env.ntargets++;
 	return 0;
 }
 
@@ -636,9 +748,9 @@ gather_member(const struct member *m, void *arg)
 static int
 at_terminal(struct session *s, size_t from)
 {
-	for (; from < s->env.ntargets; from++)
-		if (s->env.targets[from].kind == TARGET_MAILBOX &&
-		    priv_terminals(s->env.targets[from].name) > 0)
+	for (; from < s->tx.env.ntargets; from++)
+		if (s->tx.env.targets[from].kind == TARGET_MAILBOX &&
+		    priv_terminals(s->tx.env.targets[from].name) > 0)
 			return 1;
 	return 0;
 }
@@ -664,7 +776,7 @@ local_recipient(struct session *s, const struct address *a)
 {
 	char name[SMTP_LOCAL_MAX + 1];
 	struct gather g = { s, 0, 0, "" };
-	size_t before = s->env.ntargets;
+	size_t before = s->tx.env.ntargets;
 	enum expand kind;
 	unsigned flags;
 	struct user u;
@@ -700,13 +812,13 @@ local_recipient(struct session *s, const struct address *a)
 		code = 550;	/* a loop, or members that are nobody */
 	else if (g.local == 0 && g.remote > 0 && conf.forward == NULL)
 		code = 551;
-	else if (s->env.mode == MODE_SEND && (kind == EXPAND_USER ?
+	else if (s->tx.env.mode == MODE_SEND && (kind == EXPAND_USER ?
 	    priv_terminals(u.name) == 0 :
 	    !at_terminal(s, before)))
 		code = 450;
 	switch (code) {
 	case 251:
-		(void)snprintf(s->forward_to, sizeof s->forward_to, "%s",
+		(void)snprintf(s->tx.forward_to, sizeof s->tx.forward_to, "%s",
 		    g.first_remote);
 		/* FALLTHROUGH */
 	case 250:
@@ -729,7 +841,7 @@ local_recipient(struct session *s, const struct address *a)
 		reply(s, REPLY_NOWHERE, a->text);
 		break;
 	}
-	s->env.ntargets = before;
+	s->tx.env.ntargets = before;
 	return -1;
 }
 
@@ -741,7 +853,7 @@ local_recipient(struct session *s, const struct address *a)
 static int
 relay_recipient(struct session *s, const struct address *a)
 {
-	if (!conf.relay_client || conf.forward == NULL || s->env.mode != MODE_MAIL)
+	if (!conf.relay_client || conf.forward == NULL || s->tx.env.mode != MODE_MAIL)
 		reply(s, REPLY_RELAY);
 	else if (add_target(s, TARGET_FORWARD, a->text) == -1)
 		reply(s, REPLY_TOO_MANY);
@@ -771,11 +883,11 @@ cmd_rcpt(struct session *s, char *arg)
 		reply(s, REPLY_PARAM, param);
 		return;
 	}
-	if (a.utf8 && !s->env.smtputf8) {
+	if (a.utf8 && !s->tx.env.smtputf8) {
 		reply(s, REPLY_UTF8);
 		return;
 	}
-	if (s->nrcpt == conf.maxrcpt) {
+	if (s->tx.nrcpt == conf.maxrcpt) {
 		reply(s, REPLY_TOO_MANY);
 		return;
 	}
@@ -783,10 +895,10 @@ cmd_rcpt(struct session *s, char *arg)
 	    local_recipient(s, &a) : relay_recipient(s, &a);
 	if (code == -1)
 		return;
-	(void)snprintf(s->rcpt[s->nrcpt++], sizeof s->rcpt[0], "%s", a.text);
-	s->have |= HAVE_RCPT;
+	(void)snprintf(s->tx.rcpt[s->tx.nrcpt++], sizeof s->tx.rcpt[0], "%s", a.text);
+	s->tx.have |= HAVE_RCPT;
 	if (code == 251)
-		reply(s, REPLY_FORWARD, s->forward_to);
+		reply(s, REPLY_FORWARD, s->tx.forward_to);
 	else
 		reply(s, REPLY_RCPT_OK, a.text);
 }
@@ -811,13 +923,13 @@ base36(char *p, unsigned long long n)
 static void
 make_id(struct session *s, time_t now)
 {
-	char *p = s->env.id;
+	char *p = s->tx.env.id;
 
 	p = base36(p, (unsigned long long)now);
 	*p++ = '-';
 	p = base36(p, (unsigned long long)self_pid());
 	*p++ = '-';
-	p = base36(p, s->nmessages + 1);
+	p = base36(p, s->conn.nmessages + 1);
 	*p = '\0';
 }
 
@@ -835,18 +947,21 @@ log_transaction(struct session *s, const char *fmt, ...)
 	va_end(ap);
 
 	to[0] = '\0';
-	for (i = 0; i < s->nrcpt; i++) {
+	for (i = 0; i < s->tx.nrcpt; i++) {
 		k = snprintf(to + n, sizeof to - n, "%s<%s>", i > 0 ? "," : "",
-		    s->rcpt[i]);
+		    s->tx.rcpt[i]);
 		if (k < 0 || (size_t)k >= sizeof to - n) {
 			(void)snprintf(to + n, sizeof to - n, ",...");
 			break;
 		}
 		n += k;
 	}
-	log_msg(LOG_INFO, "id=%s client=%s from=<%s> to=%s size=%lld %s",
-	    s->env.id, conf.client_ip[0] != '\0' ? conf.client_ip : "local",
-	    s->env.sender, to, s->msg.size, outcome);
+	log_msg(LOG_INFO, "id=%s client=%s from=<%s> to=%s size=%lld%s%s%s%s "
+	    "%s", s->tx.env.id,
+	    conf.client_ip[0] != '\0' ? conf.client_ip : "local",
+	    s->tx.env.sender, to, s->msg.size, tls_up() ? " tls=" : "",
+	    tls_up() ? tls_facts()->protocol : "", tls_up() ? "/" : "",
+	    tls_up() ? tls_facts()->cipher : "", outcome);
 }
 
 /*
@@ -898,19 +1013,21 @@ finish_message(struct session *s)
 {
 	struct outcome out;
 
-	s->env.when = time(NULL);
-	make_id(s, s->env.when);
-	s->nmessages++;
+	s->tx.env.when = time(NULL);
+	make_id(s, s->tx.env.when);
+	s->conn.nmessages++;
 	if (message_refused(s))
 		return;
-	s->env.helo = s->helo;
-	s->env.esmtp = s->esmtp;
-	s->env.for_rcpt = s->nrcpt == 1 ? s->rcpt[0] : NULL;
-	switch (priv_deliver(&s->env, &s->msg, &out)) {
+	s->tx.env.helo = s->hello.helo;
+	s->tx.env.esmtp = s->hello.esmtp;
+	s->tx.env.tls_protocol = tls_up() ? tls_facts()->protocol : "";
+	s->tx.env.tls_cipher = tls_up() ? tls_facts()->cipher : "";
+	s->tx.env.for_rcpt = s->tx.nrcpt == 1 ? s->tx.rcpt[0] : NULL;
+	switch (priv_deliver(&s->tx.env, &s->msg, &out)) {
 	case DELIVERY_OK:
-		s->nerrors = s->njunk = 0;	/* the limits start again */
-		reply(s, REPLY_DELIVERED, s->env.id);
-		log_transaction(s, s->env.mode == MODE_SEND ?
+		s->conn.nerrors = s->conn.njunk = 0;	/* the limits start again */
+		reply(s, REPLY_DELIVERED, s->tx.env.id);
+		log_transaction(s, s->tx.env.mode == MODE_SEND ?
 		    "sent to terminal" : "delivered");
 		break;
 	case DELIVERY_NO_SPACE:
@@ -940,15 +1057,35 @@ cmd_data(struct session *s, char *arg)
 	}
 	message_begin(&s->msg, !conf.tty, conf.maxsize);
 	reply(s, conf.tty ? REPLY_DATA_TTY : REPLY_DATA);
-	if (!s->over && (n = client_read_data(&s->msg)) < 0)
+	if (!s->conn.over && (n = client_read_data(&s->msg)) < 0)
 		read_failed(s, n);	/* EOF, timeout or SIGTERM: it ends */
-	if (s->over) {
+	if (s->conn.over) {
 		message_close(&s->msg);	/* never delivered */
 		return;
 	}
 	(void)message_end(&s->msg);
 	finish_message(s);
 	reset_transaction(s);
+}
+
+/* EHLO's reply: our name, then each extension offered, one a line. */
+static void
+ehlo_keywords(struct session *s)
+{
+	const struct extension *list[NEXTENSIONS];
+	size_t i, n = 0;
+
+	for (i = 0; i < NEXTENSIONS; i++)
+		if (extensions[i].offered == NULL || extensions[i].offered())
+			list[n++] = &extensions[i];
+	reply(s, REPLY_EHLO, conf.name);
+	for (i = 0; i < n; i++)
+		if (strcmp(list[i]->keyword, "SIZE") == 0)
+			reply(s, "250%cSIZE %lld", i + 1 < n ? '-' : ' ',
+			    conf.maxsize);
+		else
+			reply(s, i + 1 < n ? REPLY_EHLO : REPLY_EHLO_LAST,
+			    list[i]->keyword);
 }
 
 /* HELO and EHLO: RFC 5321 4.1.1.1; a second one resets (4.1.4). */
@@ -962,29 +1099,15 @@ hello(struct session *s, char *arg, int esmtp)
 		reply(s, REPLY_BAD_HELO, verb);
 		return;
 	}
-	reset_transaction(s);
-	(void)snprintf(s->helo, sizeof s->helo, "%s", arg);
-	sanitize(s->helo);
-	s->have = HAVE_HELO;
-	s->esmtp = esmtp;
-	if (!esmtp) {
+	reset_greeting(s);
+	(void)snprintf(s->hello.helo, sizeof s->hello.helo, "%s", arg);
+	sanitize(s->hello.helo);
+	s->hello.done = 1;
+	s->hello.esmtp = esmtp;
+	if (!esmtp)
 		reply(s, REPLY_HELLO, conf.name);
-		return;
-	}
-	reply(s, REPLY_EHLO, conf.name);
-	reply(s, REPLY_EHLO, "PIPELINING");
-	reply(s, "250-SIZE %lld", conf.maxsize);
-	reply(s, REPLY_EHLO, "8BITMIME");
-	reply(s, REPLY_EHLO, "ENHANCEDSTATUSCODES");
-	reply(s, REPLY_EHLO, "SMTPUTF8");
-	if (!conf.no_vrfy)
-		reply(s, REPLY_EHLO, "VRFY");
-	if (!conf.no_expn)
-		reply(s, REPLY_EHLO, "EXPN");
-	reply(s, REPLY_EHLO, "SEND");
-	reply(s, REPLY_EHLO, "SOML");
-	reply(s, REPLY_EHLO, "SAML");
-	reply(s, REPLY_EHLO_LAST, "HELP");
+	else
+		ehlo_keywords(s);
 }
 
 static void
@@ -1221,18 +1344,33 @@ cmd_expn(struct session *s, char *arg)
 		reply(s, REPLY_USER, l.held);
 }
 
+/* HELP alone: the verbs of the command table, six to a line. */
+static void
+help_list(struct session *s)
+{
+	char line[80];
+	size_t n = 0, i = 0;
+	const struct command *c;
+
+	reply(s, REPLY_HELP_LIST, "smtpd " SMTPD_VERSION ", commands:");
+	for (c = commands; c->verb != NULL; c++) {
+		n += (size_t)snprintf(line + n, sizeof line - n, " %s",
+		    c->verb);
+		if (++i % 6 == 0 || c[1].verb == NULL) {
+			reply(s, REPLY_HELP_LIST, line);
+			n = 0;
+		}
+	}
+	reply(s, REPLY_HELP_END, "HELP <command> for its syntax");
+}
+
 static void
 cmd_help(struct session *s, char *arg)
 {
 	const struct command *c;
 
 	if (*arg == '\0') {
-		reply(s, REPLY_HELP_LIST, "smtpd " SMTPD_VERSION
-		    ", commands:");
-		reply(s, REPLY_HELP_LIST, "  HELO EHLO MAIL RCPT DATA RSET");
-		reply(s, REPLY_HELP_LIST, "  SEND SOML SAML VRFY EXPN HELP");
-		reply(s, REPLY_HELP_LIST, "  NOOP QUIT TURN");
-		reply(s, REPLY_HELP_END, "HELP <command> for its syntax");
+		help_list(s);
 		return;
 	}
 	for (c = commands; c->verb != NULL; c++)
@@ -1269,6 +1407,45 @@ cmd_turn(struct session *s, char *arg)
 {
 	(void)arg;
 	reply(s, REPLY_TURN);
+}
+
+/*
+ * RFC 3207, smtpd.8 TLS: 220, flushed; then the wrapper starts TLS and
+ * the session goes on over it, as just after the greeting.  Whatever
+ * the client sent after STARTTLS is dropped unread (tls_start).
+ */
+static void
+cmd_starttls(struct session *s, char *arg)
+{
+	if (!tls_offered()) {
+		reply(s, REPLY_NO_TLS);
+		return;
+	}
+	if (*arg != '\0') {
+		reply(s, REPLY_NO_ARG, "STARTTLS");
+		return;
+	}
+	if (s->tx.have & HAVE_MAIL) {
+		reply(s, REPLY_TLS_IN_TX);
+		return;
+	}
+	if (!tls_ready()) {
+		reply(s, REPLY_TLS_DOWN);
+		return;
+	}
+	reply(s, REPLY_TLS_GO);
+	if (s->conn.over || client_flush() == -1)
+		return;
+	if (tls_start() == -1) {
+		log_msg(LOG_INFO, "TLS handshake failed client=%s",
+		    conf.client_ip[0] != '\0' ? conf.client_ip : "local");
+		session_close(s, "TLS handshake failed");
+		return;
+	}
+	reset_greeting(s);
+	log_msg(LOG_INFO, "TLS started client=%s protocol=%s cipher=%s",
+	    conf.client_ip[0] != '\0' ? conf.client_ip : "local",
+	    tls_facts()->protocol, tls_facts()->cipher);
 }
 
 static void

@@ -17,6 +17,7 @@
  */
 #define REPLY_GREETING	"220 %s ESMTP smtpd " SMTPD_VERSION
 #define REPLY_CLOSING	"221 2.0.0 %s closing connection"
+#define REPLY_TLS_GO	"220 2.0.0 Ready to start TLS"
 #define REPLY_HELP_LIST	"214-2.0.0 %s"
 #define REPLY_HELP_END	"214 2.0.0 %s"
 #define REPLY_HELLO	"250 %s"
@@ -42,6 +43,7 @@
 #define REPLY_ERRORS	"421 4.7.0 %s too many errors, closing connection"
 #define REPLY_JUNK	"421 4.7.0 %s too many commands without mail, " \
 			"closing connection"
+#define REPLY_TLS_DOWN	"454 4.7.0 TLS not available due to temporary reason"
 #define REPLY_NOT_ACTIVE "450 4.2.1 User not active or not accepting messages"
 #define REPLY_NOT_SENT	"451 4.2.1 Could not write to the terminal of <%s>"
 #define REPLY_LOCAL	"451 4.3.0 Local error in processing: %s"
@@ -56,12 +58,15 @@
 #define REPLY_NO_ARG	"501 5.5.4 %s takes no argument"
 #define REPLY_TURN	"502 5.7.0 TURN refused: role reversal would hand " \
 			"mail to an unauthenticated peer"
+#define REPLY_NO_TLS	"502 5.5.1 STARTTLS not available"
+#define REPLY_TLS_IN_TX	"503 5.5.1 STARTTLS not inside a transaction"
 #define REPLY_SEQUENCE	"503 5.5.1 Bad sequence of commands"
 #define REPLY_NEED_HELO	"503 5.5.1 Send HELO or EHLO first"
 #define REPLY_NESTED	"503 5.5.1 Sender already specified"
 #define REPLY_NEED_MAIL	"503 5.5.1 Need MAIL before RCPT"
 #define REPLY_NEED_RCPT	"503 5.5.1 Need RCPT before DATA"
 #define REPLY_HELP_NONE	"504 5.5.1 HELP topic unknown: %s"
+#define REPLY_NEED_TLS	"530 5.7.0 Must issue a STARTTLS command first"
 #define REPLY_NO_USER	"550 5.1.1 <%s>: user unknown"
 #define REPLY_NOWHERE	"550 5.1.1 <%s>: this alias leads to no mailbox"
 #define REPLY_NO_MATCH	"550 5.1.1 String does not match anything"

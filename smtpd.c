@@ -32,6 +32,7 @@
 #include "priv.h"
 #include "session.h"
 #include "smtpd.h"
+#include "tls.h"
 
 #ifndef _PATH_UTMP
 #define _PATH_UTMP	"/var/run/utmp"
@@ -43,7 +44,7 @@
 #define DEFAULT_RCPT	100
 #define DEFAULT_TIMEOUT	300
 #define EX_USAGE	64
-#define OPTIONS		"eTVEvCn:d:a:m:s:r:t:F:u:b:U:"
+#define OPTIONS		"eTVEvCSRn:d:a:m:s:r:t:F:u:b:U:"
 
 struct config conf;
 
@@ -56,7 +57,7 @@ static void	default_names(void);
 static void
 usage(void)
 {
-	log_msg(LOG_ERR, "usage: smtpd [-eTVEv] [-C] [-n name] [-d domain]... "
+	log_msg(LOG_ERR, "usage: smtpd [-eTVEvSR] [-C] [-n name] [-d domain]... "
 	    "[-a table] [-m spooldir] [-s maxbytes] [-r maxrcpts] "
 	    "[-t seconds] [-F program] [-u utmpfile] [-b mboxrd|mboxo] "
 	    "[-U user]");
@@ -145,6 +146,8 @@ parse_options(int argc, char **argv)
 		case 'T': conf.table_only = 1; break;
 		case 'V': conf.no_vrfy = 1; break;
 		case 'E': conf.no_expn = 1; break;
+		case 'S': conf.implicit_tls = 1; break;
+		case 'R': conf.require_tls = 1; break;
 		case 'v':
 			printf("smtpd %s\n", SMTPD_VERSION);
 			exit(fflush(stdout) == 0 ? 0 : 1);
@@ -421,6 +424,7 @@ main(int argc, char **argv)
 	parse_options(argc, argv);
 	default_names();
 	identify_client();
+	tls_init(conf.implicit_tls, conf.require_tls);
 	check_spool();
 	check_utmp();
 	if (aliases_open(conf.table, conf.table_given) == -1)

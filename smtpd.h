@@ -27,6 +27,8 @@
 #define NORETURN		__attribute__((noreturn))
 
 /* What the command line and the environment set up, once. */
+#define TLS_FACT_MAX	95	/* a TLS protocol's or cipher's name */
+
 struct config {
 	const char	*name;			/* -n: our host name */
 	const char	*domains[MAX_DOMAINS];	/* -d, or name + localhost */
@@ -43,6 +45,8 @@ struct config {
 	const char	*forward;		/* -F */
 	const char	*utmp;			/* -u */
 	int		 mboxo;			/* -b mboxo */
+	int		 implicit_tls;		/* -S: TLS from the first byte */
+	int		 require_tls;		/* -R: no mail before TLS */
 	int		 log_stderr;		/* -e, or stdin is a tty */
 	int		 tty;			/* stdin is a terminal */
 	int		 relay_client;		/* RELAYCLIENT is set */
@@ -87,6 +91,8 @@ struct envelope {
 	size_t		 ntargets;
 	const char	*helo;		/* as the client gave it, cleaned */
 	int		 esmtp;		/* it said EHLO */
+	const char	*tls_protocol;	/* "" when not over TLS */
+	const char	*tls_cipher;
 	const char	*for_rcpt;	/* the one RCPT, or NULL */
 	char		 id[32];
 	time_t		 when;

@@ -63,6 +63,28 @@ last_reply() {
 	printf '%s\n' "${lines[${#lines[@]}-1]}"
 }
 
+# The keywords of the last EHLO reply in $lines (the lines after the
+# first), sorted: the list to compare with ehlo_expected.
+ehlo_keywords() {
+	printf '%s\n' "${lines[@]}" | sed -n '/^250[- ]mx\.example$/,/^250 /p' |
+	    sed 1d | cut -c5- | sort
+}
+
+# The keywords smtpd's EHLO lists with the options of setup() and no TLS
+# wrapper, sorted; each argument +KEYWORD adds one, -KEYWORD takes it off.
+ehlo_expected() {
+	local list=(8BITMIME ENHANCEDSTATUSCODES EXPN HELP PIPELINING SAML SEND
+	    "SIZE 10485760" SMTPUTF8 SOML VRFY) a off=()
+	for a in "$@"; do
+		case $a in
+		+*) list+=("${a#+}") ;;
+		-*) off+=("${a#-}") ;;
+		esac
+	done
+	printf '%s\n' "${list[@]}" | grep -vxF -f <(printf '%s\n' "${off[@]}" '') |
+	    sort
+}
+
 # A whole message, as DATA's lines, ending with the dot.
 message() {
 	printf '%s\r\n' "Subject: ${1:-test}" "" "${2:-Hello.}" "."

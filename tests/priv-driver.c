@@ -58,6 +58,7 @@ static size_t		 len;
 static int		 wait_ms;	/* for an answer: -t, and more */
 static volatile sig_atomic_t termed;
 
+static const char *tls_protocol = "", *tls_cipher = "";
 static const char body[] = "Subject: driven\n\nHello.\n";
 static const char file_text[] = "Subject: spooled\n\nHello from a file.\n";
 
@@ -98,6 +99,8 @@ envelope(const char *sender, const char *name, uint32_t ntargets,
 	u32(1);			/* EHLO */
 	str(sender);
 	str("client.example");
+	str(tls_protocol);	/* "": no TLS */
+	str(tls_cipher);
 	str("");		/* for_rcpt: none */
 	str("TPX-DRV-1");
 	u32(ntargets);
@@ -352,6 +355,16 @@ sender(int sock, const char *arg)
 	return answer(sock);
 }
 
+/* TLS facts, as arg says: `good', or `bad' (a header line in them). */
+static int
+tls(int sock, const char *arg)
+{
+	tls_protocol = "TLSv1.2";
+	tls_cipher = arg != NULL && strcmp(arg, "bad") == 0 ?
+	    "X\nX-Injected: yes" : "ECDHE-RSA-CHACHA20-POLY1305";
+	return deliver(sock, "jones");
+}
+
 /* A header claiming more than REC_MAX, then what there is. */
 static int
 huge(int sock, const char *arg)
@@ -497,6 +510,7 @@ static const struct scenario {
 	{ "leftover",	leftover },
 	{ "targets",	targets },
 	{ "sender",	sender },
+	{ "tls",	tls },		/* good|bad */
 	{ "huge",	huge },
 	{ "cut",	cut },
 	{ "stall",	stall },

@@ -131,6 +131,17 @@ session_ended() {
 	[ "$(cksum <"$SPOOL/jones")" = "$before" ]
 }
 
+@test "priv-driver: TLS facts are written into Received: as checked; a header line hidden in them is refused" {
+	drive tls good
+	[ "${lines[0]}" = "status=0 why=" ]
+	grep -q 'with ESMTPS$' "$SPOOL/jones"
+	grep -q '(TLSv1.2 ECDHE-RSA-CHACHA20-POLY1305) id TPX-DRV-1' "$SPOOL/jones"
+	rm "$SPOOL/jones"
+	drive tls bad
+	refused "bad TLS facts"
+	still_serves
+}
+
 @test "priv-driver: a record longer than any may be is answered 451 and ends the session" {
 	drive huge
 	[ "${lines[0]}" = "status=1 why=malformed request: a record that does not add up" ]

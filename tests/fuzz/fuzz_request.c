@@ -31,6 +31,10 @@ promises(const struct envelope *env, const struct message *m, int fd)
 	if (env->ntargets == 0 || env->ntargets > MAX_TARGETS ||
 	    (unsigned)env->mode > MODE_SAML || env->helo[0] == '\0' ||
 	    !clean(env->helo) || !clean(env->sender) ||
+	    strlen(env->tls_protocol) > TLS_FACT_MAX ||
+	    strlen(env->tls_cipher) > TLS_FACT_MAX ||
+	    strpbrk(env->tls_protocol, " ()\n") != NULL ||
+	    strpbrk(env->tls_cipher, " ()\n") != NULL ||
 	    (env->for_rcpt != NULL && !clean(env->for_rcpt)) ||
 	    m->len > MSG_BUF_SIZE || (fd == -1 && m->spooled != 0) ||
 	    (fd != -1 && (m->spooled <= 0 || m->len != 0)))
