@@ -1,5 +1,5 @@
 /*
- * aliases.c: the alias/user table (SPEC 5) and the system's accounts.
+ * aliases.c: the alias/user table (smtpd.8, THE TABLE).
  *
  * The table is an aliases(5)-style text file, opened at start-up and
  * read through one bounded buffer.  Nothing is loaded before a lookup
@@ -74,7 +74,7 @@ static off_t	 table_size;	/* when opened: no read past it is needed */
 static struct reader rd;
 static struct entry ent;
 
-/* SPEC 2: the default table may be absent; one named with -a may not. */
+/* smtpd.8, -a: the default table may be absent; one named with -a may not. */
 int
 aliases_open(const char *path, int must_exist)
 {
@@ -336,8 +336,8 @@ is_self(const char *addr, const char *name)
 }
 
 /*
- * SPEC 5: `name: Full Name <name>', a line whose only target is its own
- * name, declares a local user.  Fills u and returns 1 when e does.
+ * smtpd.8, THE TABLE: `name: Full Name <name>', a line whose only target is
+ * its own name, declares a local user.  Fills u and returns 1 when e does.
  */
 static int
 entry_user(const struct entry *e, struct user *u)
@@ -363,11 +363,11 @@ want_name(const char *name)
 }
 
 /*
- * Expansion (SPEC 5): a table name leads, through lists and aliases, to
- * mailboxes and remote addresses.  It is walked depth first, so EXPN
- * shows members in the table's order; each entry being walked keeps its
- * text on a small stack, and each name is expanded once (a member of two
- * lists gets one copy; a name met again on its own path is a loop).
+ * Expansion (smtpd.8, THE TABLE): a table name leads, through lists and
+ * aliases, to mailboxes and remote addresses.  It is walked depth first, so
+ * EXPN shows members in the table's order; each entry being walked keeps
+ * its text on a small stack, and each name is expanded once (a member of
+ * two lists gets one copy; a name met again on its own path is a loop).
  */
 #define MAX_DEPTH	20		/* nested lists deeper are refused */
 #define MAX_SEEN	(2 * (size_t)MAX_TARGETS) /* lists walked, members */
@@ -736,10 +736,10 @@ has_word(const char *s, const char *word)
 }
 
 /*
- * SPEC 3, VRFY: the local users whose full names hold `word': those of
- * the table, then (unless -T) the system's accounts that the table does
- * not name.  Up to max of them go to found[]; the count of all is
- * returned.
+ * smtpd.8, THE DIALOGUE, VRFY: the local users whose full names hold
+ * `word': those of the table, then (unless -T) the system's accounts that
+ * the table does not name.  Up to max of them go to found[]; the count of
+ * all is returned.
  */
 /* VRFY's search among the accounts: what it looks for, what it found. */
 struct search {

@@ -117,9 +117,9 @@ self_pid_reset(void)
 }
 
 /*
- * One line to the log: syslog, facility mail (SPEC 9), or standard error
- * with -e or at a terminal.  Standard error is never written otherwise:
- * under inetd it may be the client's socket.
+ * One line to the log: syslog, facility mail (smtpd.8, LOGGING), or
+ * standard error with -e or at a terminal.  Standard error is never written
+ * otherwise: under inetd it may be the client's socket.
  */
 void
 log_msg(int prio, const char *fmt, ...)
@@ -227,7 +227,7 @@ sanitize(char *s)
 	}
 }
 
-/* Names are case-insensitive (SPEC 5): compared in lower case, cut to size. */
+/* Names are case-insensitive (smtpd.8, THE TABLE): lower case, cut to size. */
 void
 lowercase(char *dst, const char *src, size_t size)
 {
@@ -539,9 +539,10 @@ fill(void)
 
 /*
  * One command line, CRLF (or a bare LF) taken off, into line[size].
- * SPEC 4: longer than 512 octets with its CRLF is LINE_TOO_LONG, and
- * the rest of it is read and dropped here, so it can never run as a
- * command of its own.  A NUL or a bare CR inside is LINE_BAD.
+ * smtpd.8, INPUT RULES: longer than 512 octets with its CRLF is
+ * LINE_TOO_LONG, and the rest of it is read and dropped here, so it can
+ * never run as a command of its own.  A NUL or a bare CR inside is
+ * LINE_BAD.
  */
 int
 client_read_line(char *line, size_t size)

@@ -775,17 +775,17 @@ lock_mailbox(struct mailbox *mb, const struct timespec *until, char *why,
 }
 
 /*
- * The queue: smtpd's own turn-taking, ahead of the locks of SPEC 8.
- * Those are tried without blocking, so twenty deliveries to one busy
- * mailbox would each sleep out a back-off while the mailbox stands
- * free.  Instead a delivery first waits in the kernel for an fcntl()
- * lock on one byte per mailbox (its name hashed) of a file that only
- * smtpd uses, <spool>/.smtpd-queue, and wakes the moment the delivery
- * before it is done.  Other programs never see this lock, so it cannot
- * deadlock with them; smtpd takes its bytes in rising order, all before
- * any mailbox lock, so it cannot deadlock with itself.  Two names that
- * hash alike merely share a turn.  Without the file (no permission, a
- * full disk) delivery goes on with the back-off alone.
+ * The queue: smtpd's own turn-taking, ahead of the locks of smtpd.8,
+ * MAILBOX FORMAT. Those are tried without blocking, so twenty deliveries to
+ * one busy mailbox would each sleep out a back-off while the mailbox stands
+ * free.  Instead a delivery first waits in the kernel for an fcntl() lock
+ * on one byte per mailbox (its name hashed) of a file that only smtpd uses,
+ * <spool>/.smtpd-queue, and wakes the moment the delivery before it is
+ * done.  Other programs never see this lock, so it cannot deadlock with
+ * them; smtpd takes its bytes in rising order, all before any mailbox lock,
+ * so it cannot deadlock with itself.  Two names that hash alike merely
+ * share a turn.  Without the file (no permission, a full disk) delivery
+ * goes on with the back-off alone.
  */
 #define QUEUE_NAME	".smtpd-queue"
 #define QUEUE_TICK_US	10000	/* the alarm again, should one be missed */
@@ -946,7 +946,7 @@ writev_all(int fd, struct iovec *iov, int n)
 	return 0;
 }
 
-/* SPEC 8: the new From_ line must start a message: a blank line before. */
+/* smtpd.8, MAILBOX FORMAT: a blank line before each new From_ line. */
 static const char *
 separator(const struct mailbox *mb)
 {
@@ -1105,8 +1105,9 @@ append(struct mailbox *mb, const char *head, size_t headlen,
 }
 
 /*
- * SPEC 8: the access time stays older than the modification time (mail
- * readers compare them in whole seconds to tell of new mail).
+ * smtpd.8, MAILBOX FORMAT: the access time stays older than the
+ * modification time (mail readers compare them in whole seconds to tell of
+ * new mail).
  */
 static void
 keep_unread(struct mailbox *mb)
@@ -1250,23 +1251,23 @@ collect(const struct target *t, size_t nt)
 		n++;
 	}
 	if (n > 1)
-		qsort(boxes, n, sizeof boxes[0], by_name); /* SPEC 8: no deadlock */
+		qsort(boxes, n, sizeof boxes[0], by_name); /* no deadlock */
 	if (n > 8)
 		room_for(n);	/* fewer fit in any limit */
 	return n;
 }
 
 /*
- * SPEC 6: the forwarding program, run once for all the remote
- * recipients of a message, directly (no shell): -F's words, then
- * `-f sender -- recipient...', the sendmail convention.  It reads the
- * Received: header and the message as the mailboxes hold it, mboxrd
- * quoting undone: the header clean-up of SPEC 8 (mbox readers'
- * bookkeeping fields, an old Return-Path, which only final delivery
- * may write: RFC 5321 4.4) applies to forwarded copies too.  It must
- * read the message and exit 0 within -t seconds, or it is killed with
- * its whole process group.  It runs while the mailboxes are still
- * locked, so that its failure can take their copies back.
+ * smtpd.8, FORWARDING AND RELAYING: the forwarding program, run once for
+ * all the remote recipients of a message, directly (no shell): -F's words,
+ * then `-f sender -- recipient...', the sendmail convention.  It reads the
+ * Received: header and the message as the mailboxes hold it, mboxrd quoting
+ * undone: the header clean-up of smtpd.8, MAILBOX FORMAT (mbox readers'
+ * bookkeeping fields, an old Return-Path, which only final delivery may
+ * write: RFC 5321 4.4) applies to forwarded copies too.  It must read the
+ * message and exit 0 within -t seconds, or it is killed with its whole
+ * process group.  It runs while the mailboxes are still locked, so that its
+ * failure can take their copies back.
  */
 #define FORWARD_WORDS	32
 
@@ -1465,12 +1466,13 @@ mailboxes(const char *sender, const struct target *t, size_t nt,
 }
 
 /*
- * Terminals (SPEC 7), the way write(1) reaches a logged-in user.  The
- * utmp file names the user's ttys; one accepts messages when its group
- * may write it (mesg y) and it belongs to the user's account.  What is
- * written is filtered first: printable text, tab and newline alone, so
- * no escape sequence, bell or terminal answer-back can be triggered by a
- * stranger.  A terminal that blocks is given up after TTY_WAIT seconds.
+ * Terminals (smtpd.8, Terminal delivery), the way write(1) reaches a
+ * logged-in user.  The utmp file names the user's ttys; one accepts
+ * messages when its group may write it (mesg y) and it belongs to the
+ * user's account.  What is written is filtered first: printable text, tab
+ * and newline alone, so no escape sequence, bell or terminal answer-back
+ * can be triggered by a stranger.  A terminal that blocks is given up after
+ * TTY_WAIT seconds.
  */
 #define TTY_WAIT	10		/* seconds for one terminal, in all */
 #define TTY_LINES	100		/* lines of the message shown */

@@ -7,16 +7,17 @@
  *
  *   wire:   SMTP framing (RFC 5321 4.1.1.4, 4.5.2): CRLF lines, the dot
  *           that ends the data, dot-stuffing undone; a bare CR or LF or a
- *           NUL refuses the message after its end (SPEC 4).
+ *           NUL refuses the message after its end (smtpd.8, INPUT RULES).
  *   header: the readers' bookkeeping headers and any old Return-Path
  *           are dropped from the header section, which lasts until its
  *           empty line (smtpd.8, MAILBOX FORMAT); Received: headers are
  *           counted (a loop).
- *   quote:  mboxrd: '>' before every line matching ^>*From (SPEC 8).
+ *   quote:  mboxrd: '>' before every line matching ^>*From
+ *           (smtpd.8, MAILBOX FORMAT).
  *
- * The result, with LF line ends, stays in m->buf while it fits; beyond
- * that it goes to a temporary file, unlinked at once (SPEC 4): memory
- * does not grow with the message.
+ * The result, with LF line ends, stays in m->buf while it fits; beyond that
+ * it goes to a temporary file, unlinked at once (smtpd.8, INPUT RULES):
+ * memory does not grow with the message.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -36,7 +37,7 @@ enum quote { Q_BOL, Q_FROM, Q_TEXT };
 static const char from_[] = "From ";
 static const char gts[] = ">>>>>>>>>>>>>>>>>>>>>>>>>>>>>>>>";	/* quoting */
 
-/* SPEC 8: what mbox readers keep for themselves, and an old Return-Path. */
+/* smtpd.8, MAILBOX FORMAT: what mbox readers keep, and an old Return-Path. */
 static const char *const dropped[] = {
 	"Content-Length", "Status", "X-Status", "X-UID", "X-IMAP",
 	"X-IMAPbase", "X-Keywords", "Return-Path", NULL

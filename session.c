@@ -204,7 +204,7 @@ reply(struct session *s, const char *fmt, ...)
 		reply(s, REPLY_ERRORS, conf.name);
 }
 
-/* SPEC 2: a start-up problem still answers a client that waits. */
+/* smtpd.8, DESCRIPTION: a start-up problem still answers a waiting client. */
 void
 session_refuse(void)
 {
@@ -283,7 +283,7 @@ reply_sequence(struct session *s, unsigned missing)
 static void
 init_session(struct session *s)
 {
-	/* Static, not allocated: untouched pages cost nothing (SPEC 4). */
+	/* Static, not allocated: untouched pages cost nothing. */
 	static char rcpt[MAX_TARGETS][SMTP_PATH_MAX + 1];
 	static struct target targets[MAX_TARGETS];
 
@@ -698,7 +698,7 @@ cmd_saml(struct session *s, char *arg)
 	start_transaction(s, arg, MODE_SAML, "SAML FROM:<address> [parameters]");
 }
 
-/* A target once: `bob' and `Bob' are one mailbox (SPEC 4). */
+/* A target once: `bob' and `Bob' are one mailbox (smtpd.8, INPUT RULES). */
 static int
 add_target(struct session *s, enum rcpt_kind kind, const char *name)
 {
@@ -725,8 +725,9 @@ struct gather {
 };
 
 /*
- * One member of an alias or list for RCPT: a mailbox, or a remote
- * address, kept only when there is a program to forward it (SPEC 6).
+ * One member of an alias or list for RCPT: a mailbox, or a remote address,
+ * kept only when there is a program to forward it (smtpd.8, FORWARDING AND
+ * RELAYING).
  */
 static int
 gather_member(const struct member *m, void *arg)
@@ -767,9 +768,10 @@ log_table_trouble(const char *name, unsigned flags)
 }
 
 /*
- * A local recipient, through the table (SPEC 5, 6): a user, an alias
- * or a list, or the postmaster (RFC 5321 4.5.1).  Returns the reply
- * to give, 250 or 251 (forward_to set), or -1 when refused (replied).
+ * A local recipient, through the table (smtpd.8, THE TABLE and FORWARDING
+ * AND RELAYING): a user, an alias or a list, or the postmaster (RFC 5321
+ * 4.5.1).  Returns the reply to give, 250 or 251 (forward_to set), or -1
+ * when refused (replied).
  */
 static int
 local_recipient(struct session *s, const struct address *a)
@@ -824,7 +826,7 @@ local_recipient(struct session *s, const struct address *a)
 	case 250:
 		return code;
 	case 450:
-		reply(s, REPLY_NOT_ACTIVE);	/* SPEC 7, RFC 821 4.1.1 */
+		reply(s, REPLY_NOT_ACTIVE);	/* RFC 821 4.1.1 */
 		break;
 	case 451:
 		log_msg(LOG_WARNING, "RCPT %s: the system's accounts could "
@@ -846,9 +848,9 @@ local_recipient(struct session *s, const struct address *a)
 }
 
 /*
- * SPEC 6: a recipient in another domain, relayed through -F for a
- * RELAYCLIENT, in a plain mail transaction only.  Returns 250, or -1
- * when refused (replied).
+ * smtpd.8, FORWARDING AND RELAYING: a recipient in another domain, relayed
+ * through -F for a RELAYCLIENT, in a plain mail transaction only.  Returns
+ * 250, or -1 when refused (replied).
  */
 static int
 relay_recipient(struct session *s, const struct address *a)
@@ -933,7 +935,7 @@ make_id(struct session *s, time_t now)
 	*p = '\0';
 }
 
-/* SPEC 9: one line per transaction, never the body. */
+/* smtpd.8, LOGGING: one line per transaction, never the body. */
 static void PRINTFLIKE(2, 3)
 log_transaction(struct session *s, const char *fmt, ...)
 {
@@ -1216,9 +1218,9 @@ first_member(const struct member *m, void *arg)
 
 /*
  * VRFY of a table name: a user is 250; an alias of one member is that
- * member (251 or 551 when it is remote, SPEC 6); a list is 250 with its
- * own address, for mail to it does reach its members.  Returns 0 when
- * the name was nothing.
+ * member (251 or 551 when it is remote, smtpd.8, FORWARDING AND RELAYING);
+ * a list is 250 with its own address, for mail to it does reach its
+ * members.  Returns 0 when the name was nothing.
  */
 static int
 verify_name(struct session *s, const char *name)
@@ -1256,8 +1258,9 @@ verify_name(struct session *s, const char *name)
 }
 
 /*
- * RFC 5321 3.5.1, SPEC 3: a name first, then a word of the full names
- * of the local users: one match is 250, several a multi-line 553.
+ * RFC 5321 3.5.1, smtpd.8 THE DIALOGUE: a name first, then a word of the
+ * full names of the local users: one match is 250, several a multi-line
+ * 553.
  */
 static void
 cmd_vrfy(struct session *s, char *arg)
@@ -1312,8 +1315,8 @@ list_member(const struct member *m, void *arg)
 }
 
 /*
- * RFC 5321 3.5.2, SPEC 3: a list's members, nested lists expanded, one
- * a line with full names.  A user is not a list.
+ * RFC 5321 3.5.2, smtpd.8 THE DIALOGUE: a list's members, nested lists
+ * expanded, one a line with full names.  A user is not a list.
  */
 static void
 cmd_expn(struct session *s, char *arg)

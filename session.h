@@ -12,8 +12,8 @@
 
 /*
  * Every reply, basic and RFC 3463 enhanced code side by side.  They are
- * sent with enhanced codes whether or not the client said EHLO, which
- * SPEC 3 allows; the compiler checks each use against its format.
+ * sent with enhanced codes whether or not the client said EHLO (smtpd.8,
+ * THE DIALOGUE); the compiler checks each use against its format.
  */
 #define REPLY_GREETING	"220 %s ESMTP smtpd " SMTPD_VERSION
 #define REPLY_CLOSING	"221 2.0.0 %s closing connection"

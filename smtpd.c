@@ -293,9 +293,9 @@ check_spool(void)
 }
 
 /*
- * SPEC 7: a utmp file named with -u must be there; the system's may be
- * missing (a machine nobody logs in to), and then nobody is at a
- * terminal.
+ * smtpd.8, Terminal delivery: a utmp file named with -u must be there; the
+ * system's may be missing (a machine nobody logs in to), and then nobody is
+ * at a terminal.
  */
 static void
 check_utmp(void)

@@ -1,8 +1,9 @@
-# SPEC 8: delivery that never loses or corrupts mail: concurrency and
-# locking against other lockers, a full disk, smtpd killed at any moment,
-# all or nothing across recipients, hostile local parts, real mail
-# readers, access times and ownership.  (The format itself, and symbolic
-# links, directories, FIFOs and hard links as mailboxes: mbox.bats.)
+# smtpd.8, MAILBOX FORMAT: delivery that never loses or corrupts mail:
+# concurrency and locking against other lockers, a full disk, smtpd killed
+# at any moment, all or nothing across recipients, hostile local parts, real
+# mail readers, access times and ownership.  (The format itself, and
+# symbolic links, directories, FIFOs and hard links as mailboxes:
+# mbox.bats.)
 load helpers
 
 HELPER="$BATS_TEST_DIRNAME/delivery-mbox.py"

@@ -1,5 +1,5 @@
-# SPEC 3: the dialogue, command by command, each reply checked word for
-# word (every reply carries its RFC 3463 enhanced code).
+# smtpd.8, THE DIALOGUE: the dialogue, command by command, each reply
+# checked word for word (every reply carries its RFC 3463 enhanced code).
 load helpers
 
 # The start of a transaction to jones, as command lines.

@@ -1,5 +1,5 @@
-# SPEC 4: what smtpd accepts from the client, and the limits that keep a
-# stuck or hostile client from holding or growing the process.
+# smtpd.8, INPUT RULES: what smtpd accepts from the client, and the limits
+# that keep a stuck or hostile client from holding or growing the process.
 load helpers
 
 teardown() {

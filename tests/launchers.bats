@@ -1,12 +1,12 @@
 #!/usr/bin/env bats
-# smtpd deployed the way examples/ says (SPEC 1, 2, 9; issue 6), driven
-# by clients that are not ours.  Launchers: examples/tcpserver/run with
-# its rules compiled by tcprules; the ExecStart= of
+# smtpd deployed the way examples/ says (smtpd.8, LAUNCHING and LOGGING),
+# driven by clients that are not ours.  Launchers: examples/tcpserver/run
+# with its rules compiled by tcprules; the ExecStart= of
 # examples/smtpd@.service under systemd-socket-activate --inetd -a (what
-# systemd's Accept=yes socket does); the line of examples/inetd.conf
-# under openbsd-inetd in the foreground.  Clients: curl smtp://,
-# python3's smtplib, and a raw client that pipelines (RFC 2920).  The
-# log is smtpd's -e output; launchers-helpers.bash tells the details.
+# systemd's Accept=yes socket does); the line of examples/inetd.conf under
+# openbsd-inetd in the foreground.  Clients: curl smtp://, python3's
+# smtplib, and a raw client that pipelines (RFC 2920).  The log is smtpd's
+# -e output; launchers-helpers.bash tells the details.
 #
 # Not here: xinetd (on Debian it conflicts with openbsd-inetd, which the
 # inetd tests use; debian.bats runs its example from an unpacked binary),
@@ -185,7 +185,8 @@ tcpserver_child() {
 }
 
 @test "tcpserver: control characters from the client, and in TCPREMOTEHOST, never reach the log or headers raw" {
-	# a DNS name is the client's to choose: any bytes (SPEC 2)
+	# a DNS name is the client's to choose: any bytes (smtpd.8,
+	# DESCRIPTION)
 	printf '%s\n' $'127.0.0.1:allow,TCPREMOTEHOST="ev\e[31mil\a\x7f.example"' \
 	    ':allow' >"$BATS_TEST_TMPDIR/rules"
 	start_tcpserver_example "$BATS_TEST_TMPDIR/rules"

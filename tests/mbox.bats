@@ -1,5 +1,5 @@
-# SPEC 8: what a delivered message looks like in its mbox, and which
-# mailboxes smtpd refuses to write.
+# smtpd.8, MAILBOX FORMAT: what a delivered message looks like in its mbox,
+# and which mailboxes smtpd refuses to write.
 load helpers
 
 # "smtpd <version>", as smtpd -v says it

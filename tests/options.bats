@@ -1,4 +1,4 @@
-# SPEC 2: the command line, and how smtpd refuses a bad one.
+# smtpd.8, DESCRIPTION: the command line, and how smtpd refuses a bad one.
 load helpers
 
 # The Received: header of the first message of mailbox $1, on one line.

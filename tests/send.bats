@@ -1,9 +1,10 @@
 #!/usr/bin/env bats
-# Terminal delivery (SPEC 7): SEND, SOML and SAML.  The recipient is the
-# account running the tests, logged in on a pseudo-terminal that
-# tests/ttyuser.py opens, names in a utmp file of its own (smtpd -u) and
-# reads; the slave side of the pty is owned by that account, as login
-# would leave it.  smtpd runs without -T, so system accounts are local users.
+# Terminal delivery (smtpd.8, Terminal delivery): SEND, SOML and SAML.  The
+# recipient is the account running the tests, logged in on a pseudo-terminal
+# that tests/ttyuser.py opens, names in a utmp file of its own (smtpd -u)
+# and reads; the slave side of the pty is owned by that account, as login
+# would leave it.  smtpd runs without -T, so system accounts are local
+# users.
 load helpers
 
 # helpers.bash's setup(), kept under another name, then options of our own.

@@ -1,5 +1,5 @@
 #!/usr/bin/env bats
-# smtpd started for real by a superserver on 127.0.0.1 (SPEC 1, 2):
+# smtpd started for real by a superserver on 127.0.0.1 (smtpd.8, LAUNCHING):
 # tcpserver (ucspi-tcp) and systemd-socket-activate in inetd mode, with a
 # client over TCP.  Each test's server runs in the background and is
 # killed by its PID in teardown().

@@ -1,9 +1,9 @@
 #!/usr/bin/env bats
-# SPEC 5 and 6 (issue 4): the alias/user table, VRFY and EXPN through it,
-# lists and forwarding, relay control, and `smtpd -C'.  Every test drives
-# the real smtpd through a pipe; a forwarding program (-F) is a small
-# shell script written into the test's own directory, which records what
-# smtpd gave it.
+# smtpd.8, THE TABLE and FORWARDING AND RELAYING: the alias/user table, VRFY
+# and EXPN through it, lists and forwarding, relay control, and `smtpd -C'.
+# Every test drives the real smtpd through a pipe; a forwarding program (-F)
+# is a small shell script written into the test's own directory, which
+# records what smtpd gave it.
 load helpers
 
 # helpers.bash's setup(), kept under another name, then the table of this
@@ -762,9 +762,9 @@ fail_forwarding() {
 	[ -z "$(grep 'Subject: one' "$SPOOL/smith")" ]
 }
 
-# SPEC 8's header clean-up applies to the forwarded copy as to the
-# mailbox's (delivery.c says why): bookkeeping fields and an old
-# Return-Path go, every other header stays, in order.
+# The header clean-up of smtpd.8 (MAILBOX FORMAT) applies to the forwarded
+# copy as to the mailbox's (delivery.c says why): bookkeeping fields and an
+# old Return-Path go, every other header stays, in order.
 @test "-F: the forwarded copy loses the mbox bookkeeping headers, keeps the rest" {
 	make_forwarder
 	OPTS+=(-F "$FWD")

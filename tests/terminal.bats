@@ -1,7 +1,8 @@
 #!/usr/bin/env bats
-# A person at a terminal (SPEC 1, 4): stdin is a tty, LF ends every line,
-# DATA ends with a line holding a single dot, the log is on the terminal.
-# The sessions are typed on a real pseudo-terminal by tests/pty.py.
+# A person at a terminal (smtpd.8, DESCRIPTION and INPUT RULES): stdin is a
+# tty, LF ends every line, DATA ends with a line holding a single dot, the
+# log is on the terminal. The sessions are typed on a real pseudo-terminal
+# by tests/pty.py.
 load helpers
 
 # helpers.bash's setup(), kept under another name, then options without

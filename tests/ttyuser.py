@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 # ttyuser.py: a user logged in at a terminal, for smtpd's SEND, SOML and
-# SAML (SPEC 7).  Standard library only.
+# SAML (smtpd.8, Terminal delivery).  Standard library only.
 #
 #   python3 ttyuser.py [options] UTMP OUT
 #
