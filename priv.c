@@ -402,8 +402,7 @@ id_ok(const char *id)
 static int
 fact_ok(const char *f)
 {
-	return strspn(f, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
-	    "0123456789._-?") == strlen(f);
+	return strspn(f, TLS_FACT_CHARS "?") == strlen(f);
 }
 
 /* A target: a mailbox whose name stays in the spool, or a remote one. */

@@ -601,21 +601,22 @@ offer_expn(void)
 static const struct extension {
 	const char	*keyword;
 	int		(*offered)(void);	/* NULL: always */
+	const long long	*value;			/* shown after it, if any */
 	const char	*param;			/* its MAIL parameter */
 	int		(*take)(struct session *, char *, struct mail_params *);
 } extensions[] = {
-	{ "PIPELINING",		 NULL,		 NULL,	     NULL },
-	{ "SIZE",		 NULL,		 "SIZE",     take_size },
-	{ "8BITMIME",		 NULL,		 "BODY",     take_body },
-	{ "ENHANCEDSTATUSCODES", NULL,		 NULL,	     NULL },
-	{ "SMTPUTF8",		 NULL,		 "SMTPUTF8", take_smtputf8 },
-	{ "STARTTLS",		 offer_starttls, NULL,	     NULL },
-	{ "VRFY",		 offer_vrfy,	 NULL,	     NULL },
-	{ "EXPN",		 offer_expn,	 NULL,	     NULL },
-	{ "SEND",		 NULL,		 NULL,	     NULL },
-	{ "SOML",		 NULL,		 NULL,	     NULL },
-	{ "SAML",		 NULL,		 NULL,	     NULL },
-	{ "HELP",		 NULL,		 NULL,	     NULL },
+	{ "PIPELINING",	     NULL,	     NULL,	    NULL, NULL },
+	{ "SIZE",	     NULL,	     &conf.maxsize, "SIZE", take_size },
+	{ "8BITMIME",	     NULL,	     NULL,	    "BODY", take_body },
+	{ "ENHANCEDSTATUSCODES", NULL,	     NULL,	    NULL, NULL },
+	{ "SMTPUTF8",	     NULL,	     NULL,	    "SMTPUTF8", take_smtputf8 },
+	{ "STARTTLS",	     offer_starttls, NULL,	    NULL, NULL },
+	{ "VRFY",	     offer_vrfy,     NULL,	    NULL, NULL },
+	{ "EXPN",	     offer_expn,     NULL,	    NULL, NULL },
+	{ "SEND",	     NULL,	     NULL,	    NULL, NULL },
+	{ "SOML",	     NULL,	     NULL,	    NULL, NULL },
+	{ "SAML",	     NULL,	     NULL,	    NULL, NULL },
+	{ "HELP",	     NULL,	     NULL,	    NULL, NULL },
 };
 #define NEXTENSIONS	(sizeof extensions / sizeof extensions[0])
 
@@ -1082,9 +1083,9 @@ ehlo_keywords(struct session *s)
 			list[n++] = &extensions[i];
 	reply(s, REPLY_EHLO, conf.name);
 	for (i = 0; i < n; i++)
-		if (strcmp(list[i]->keyword, "SIZE") == 0)
-			reply(s, "250%cSIZE %lld", i + 1 < n ? '-' : ' ',
-			    conf.maxsize);
+		if (list[i]->value != NULL)
+			reply(s, "250%c%s %lld", i + 1 < n ? '-' : ' ',
+			    list[i]->keyword, *list[i]->value);
 		else
 			reply(s, i + 1 < n ? REPLY_EHLO : REPLY_EHLO_LAST,
 			    list[i]->keyword);

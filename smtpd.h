@@ -28,6 +28,9 @@
 
 /* What the command line and the environment set up, once. */
 #define TLS_FACT_MAX	95	/* a TLS protocol's or cipher's name */
+/* What such a name may hold (tls.c makes anything else '?'). */
+#define TLS_FACT_CHARS	"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz" \
+			"0123456789._-"
 
 struct config {
 	const char	*name;			/* -n: our host name */

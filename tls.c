@@ -29,17 +29,13 @@ static int	 no_starttls;	/* UCSPITLS=- */
 static int	 required;	/* -R, or UCSPITLS=! */
 static struct tls_facts facts;
 
-/* What may stand in a fact we log and write into Received:. */
-#define FACT_CHARS	"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz" \
-			"0123456789._-"
-
 static void
 set_fact(char *dst, size_t size, const char *src)
 {
 	size_t i;
 
 	for (i = 0; src[i] != '\0' && i + 1 < size; i++)
-		dst[i] = strchr(FACT_CHARS, src[i]) != NULL ? src[i] : '?';
+		dst[i] = strchr(TLS_FACT_CHARS, src[i]) != NULL ? src[i] : '?';
 	dst[i] = '\0';
 }
 
