@@ -11,10 +11,10 @@ STRICT	= -std=c99 -D_XOPEN_SOURCE=700 -D_DEFAULT_SOURCE -Wall -Wextra
 LINK	= -pie
 PIE	= -fPIE
 SRCS	= smtpd.c client.c session.c message.c delivery.c aliases.c accounts.c \
-	  priv.c tls.c
+	  priv.c tls.c filter.c
 OBJS	= $(SRCS:.c=.o)
 HDRS	= smtpd.h client.h session.h message.h delivery.h aliases.h \
-	  accounts.h priv.h tls.h
+	  accounts.h priv.h tls.h filter.h
 RUNDIR	= run
 
 all: smtpd
@@ -63,7 +63,7 @@ FUZZ_FLAGS	= -g -O1 -fsanitize=fuzzer,address,undefined \
 FUZZ_TIME	= 60
 FUZZERS		= session data table request
 LIBSRCS		= client.c session.c message.c delivery.c aliases.c accounts.c \
-		  priv.c tls.c
+		  priv.c tls.c filter.c
 SAN_FLAGS	= -g -O1 -fsanitize=address,undefined -fno-sanitize-recover=all \
 		  -fno-omit-frame-pointer
 

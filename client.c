@@ -97,6 +97,53 @@ client_open(int in, int out)
 	ipos = ilen = olen = 0;
 }
 
+/*
+ * smtpd.8, POLICY: did the client send before the greeting?  Asked of a
+ * socket alone (a pipe or a terminal may be typed ahead into), after
+ * `seconds' of waiting, by a look that takes nothing from it: 1 when it
+ * did, 0 when it did not or has gone, LINE_TERM when a signal ended the
+ * wait.
+ */
+int
+client_talked_early(int seconds)
+{
+	struct timespec until;
+	int type, w;
+	socklen_t len = sizeof type;
+	char c;
+
+	if (getsockopt(in_fd, SOL_SOCKET, SO_TYPE, &type, &len) == -1)
+		return 0;
+	deadline_set(&until, seconds);
+	if (seconds > 0 && (w = fd_wait(-1, 0, &until, 1)) == LINE_TERM)
+		return w;
+	return recv(in_fd, &c, 1, MSG_PEEK | MSG_DONTWAIT) == 1;
+}
+
+/*
+ * The last words to a client being cut off: the replies are out, and
+ * what it sent meanwhile is read and thrown away, for up to a second
+ * and 64 KiB, so that closing does not reset the connection (a TCP
+ * close with unread input sends RST, which may destroy the reply
+ * before the client reads it).
+ */
+void
+client_linger(void)
+{
+	struct timespec until;
+	char buf[4096];
+	size_t total = 0;
+	ssize_t n;
+
+	(void)client_flush();
+	if (shutdown(out_fd, SHUT_WR) == -1)
+		return;			/* no socket: nothing to reset */
+	deadline_set(&until, 1);
+	while (total < 65536 && fd_wait(in_fd, POLLIN, &until, 1) == 0 &&
+	    (n = recv(in_fd, buf, sizeof buf, MSG_DONTWAIT)) > 0)
+		total += (size_t)n;
+}
+
 /* This process's id, asked of the kernel once: the log, locks and ids
  * all name it. */
 static pid_t	 pid_known;
@@ -291,20 +338,48 @@ close_from(int first)
 }
 
 /*
+ * Split `line' at spaces into argv[0..max), the words kept in buf (size
+ * bytes); the number of words, or -1 when there is none, too many or
+ * the line does not fit.  -F's and -X's programs: no shell between.
+ */
+int
+split_words(const char *line, char *buf, size_t size, char **argv,
+    size_t max)
+{
+	char *w, *save = NULL;
+	size_t n = 0;
+
+	if (strlen(line) >= size)
+		return -1;
+	memcpy(buf, line, strlen(line) + 1);
+	for (w = strtok_r(buf, " ", &save); w != NULL;
+	    w = strtok_r(NULL, " ", &save)) {
+		if (n == max)
+			return -1;
+		argv[n++] = w;
+	}
+	argv[n] = NULL;
+	return n == 0 ? -1 : (int)n;
+}
+
+/*
  * Run argv (searched along PATH) on in and out, /dev/null for a side
  * given as -1, with a clean start (smtpd.8, FORWARDING AND RELAYING): no
- * signal blocked, SIGPIPE fatal again, PATH alone in its environment,
- * descriptors 0-2 alone (stderr /dev/null unless the log goes there),
+ * signal blocked, SIGPIPE fatal again, PATH alone in its environment
+ * and then the variables of env (NULL for none), descriptors 0-2 alone (stderr /dev/null unless the log goes there),
  * in a process group of its own so that it can be killed whole, and
  * killed too should smtpd die first.  A program given seconds is killed
  * by SIGALRM after them: a pending alarm survives execve().
  */
 pid_t
-spawn(char *const argv[], int in, int out, unsigned seconds)
+spawn(char *const argv[], char *const env[], int in, int out,
+    unsigned seconds)
 {
 	extern char **environ;
+	static char *vars[SPAWN_VARS + 2];	/* the child's: it execs */
 	pid_t pid, parent = getpid();
 	sigset_t none;
+	size_t n = 0;
 	int null;
 
 	if (child_env[0] == NULL)
@@ -325,8 +400,9 @@ spawn(char *const argv[], int in, int out, unsigned seconds)
 	    (!conf.log_stderr && dup2(null, 2) == -1))
 		_exit(126);
 	close_from(3);
-	/* smtpd.8, PRIVILEGE SEPARATION: no program runs as root */
-	if (conf.drop && (setgroups(0, NULL) == -1 ||
+	/* smtpd.8, PRIVILEGE SEPARATION: no program runs as root (the
+	 * dialogue, where -X runs, is the -U account already) */
+	if (conf.drop && geteuid() == 0 && (setgroups(0, NULL) == -1 ||
 	    setresgid(conf.user_gid, conf.user_gid, conf.user_gid) == -1 ||
 	    setresuid(conf.user_uid, conf.user_uid, conf.user_uid) == -1))
 		_exit(126);
@@ -334,7 +410,11 @@ spawn(char *const argv[], int in, int out, unsigned seconds)
 	 * forgets it too across a set-id execve() */
 	if (prctl(PR_SET_PDEATHSIG, SIGKILL) == -1 || getppid() != parent)
 		_exit(126);
-	environ = child_env;
+	vars[n++] = child_env[0];
+	while (env != NULL && env[n - 1] != NULL && n <= SPAWN_VARS)
+		vars[n] = env[n - 1], n++;
+	vars[n] = NULL;
+	environ = vars;
 	(void)alarm(seconds);
 	execvp(argv[0], argv);
 	_exit(127);
@@ -376,16 +456,18 @@ deadline_left(const struct timespec *until, struct timespec *left)
 }
 
 /*
- * Wait until fd is ready for events (POLLIN or POLLOUT), or until the
- * deadline.  With `let_in', the signals that end the session are let in
- * meanwhile, and LINE_TERM says that one came; without, they wait.
+ * Wait until one of pfd[0..n) is ready for its events (POLLIN or
+ * POLLOUT), or until the deadline.  With `let_in', the signals that
+ * end the session are let in meanwhile, and LINE_TERM says that one
+ * came; without, they wait.
  * Returns 0, LINE_TIMEOUT, LINE_TERM or LINE_EOF (poll failed).
  */
 int
-fd_wait(int fd, short events, const struct timespec *until, int let_in)
+fds_wait(struct pollfd *pfd, nfds_t n, const struct timespec *until,
+    int let_in)
 {
-	struct pollfd pfd;
 	struct timespec left;
+	nfds_t i;
 	int r;
 
 	for (;;) {
@@ -393,18 +475,26 @@ fd_wait(int fd, short events, const struct timespec *until, int let_in)
 			return LINE_TERM;
 		if (deadline_left(until, &left) == -1)
 			return LINE_TIMEOUT;
-		pfd.fd = fd;
-		pfd.events = events;
-		pfd.revents = 0;
-		r = ppoll(fd == -1 ? NULL : &pfd, fd == -1 ? 0 : 1, &left,
+		for (i = 0; i < n; i++)
+			pfd[i].revents = 0;
+		r = ppoll(n == 0 ? NULL : pfd, n, &left,
 		    let_in ? &unblocked : NULL);
 		if (r > 0)
 			return 0;
-		if (r == 0 && fd != -1)
+		if (r == 0 && n > 0)
 			return LINE_TIMEOUT;
 		if (r == -1 && errno != EINTR)
 			return LINE_EOF;
 	}
+}
+
+/* fds_wait() for one descriptor, or none (fd -1: a nap until then). */
+int
+fd_wait(int fd, short events, const struct timespec *until, int let_in)
+{
+	struct pollfd pfd = { fd, events, 0 };
+
+	return fds_wait(&pfd, fd == -1 ? 0 : 1, until, let_in);
 }
 
 /*

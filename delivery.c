@@ -1278,20 +1278,9 @@ int
 delivery_forward_words(const char *program)
 {
 	static char words[4096];
-	char *w, *save = NULL;
-	size_t n = 0;
 
-	if (strlen(program) >= sizeof words)
-		return -1;
-	memcpy(words, program, strlen(program) + 1);
-	for (w = strtok_r(words, " ", &save); w != NULL;
-	    w = strtok_r(NULL, " ", &save)) {
-		if (n == FORWARD_WORDS)
-			return -1;
-		fwd_argv[n++] = w;
-	}
-	fwd_argv[n] = NULL;
-	return n == 0 ? -1 : (int)n;
+	return split_words(program, words, sizeof words, fwd_argv,
+	    FORWARD_WORDS);
 }
 
 /* The program -F names, once delivery_forward_words() has split it. */
@@ -1390,7 +1379,7 @@ forward(const char *sender, const struct target *t, size_t nt,
 	words = forward_argv(sender, t, nt);
 	deadline_set(&until, conf.timeout);
 	if (pipe_cloexec(fds) == -1 ||
-	    (pid = spawn(fwd_argv, fds[0], -1, 0)) == -1) {
+	    (pid = spawn(fwd_argv, NULL, fds[0], -1, 0)) == -1) {
 		(void)snprintf(why, size, "cannot start %s: %s", fwd_argv[0],
 		    strerror(errno));
 		if (pid == -1)
@@ -1702,28 +1691,20 @@ tls_comment(const struct envelope *env, char *buf, size_t size)
 }
 
 /*
- * smtpd.8, MAILBOX FORMAT: the From_ line, Return-Path: and Received:
- * that go before the message in each mailbox, from the envelope and
- * what start-up learnt of the client.  The length, or 0 if it did not
- * fit.
+ * smtpd.8, MAILBOX FORMAT: the trace header that goes before the
+ * message, Return-Path: and Received:, from the envelope and what
+ * start-up learnt of the client, then the -X filter's header fields.
+ * What the filter reads first, and what each mailbox holds after its
+ * From_ line.  The length, or 0 if it did not fit.
  */
-static size_t
-envelope_header(const struct envelope *env, char *buf, size_t size)
+size_t
+delivery_trace(const struct envelope *env, char *buf, size_t size)
 {
-	char from[SMTP_PATH_MAX + 1], date[64], ctime_[32], peer[400];
-	char tls[2 * TLS_FACT_MAX + 32];
-	struct tm *tm = localtime(&env->when);
-	const char *with;
-	size_t i;
+	char date[64], peer[400], tls[2 * TLS_FACT_MAX + 32];
 	int n;
 
-	(void)snprintf(from, sizeof from, "%s", env->sender[0] != '\0' ?
-	    env->sender : "MAILER-DAEMON");
-	for (i = 0; from[i] != '\0'; i++)
-		if (from[i] == ' ' || from[i] == '\t')
-			from[i] = '_';	/* one word on the From_ line */
-	(void)strftime(ctime_, sizeof ctime_, "%a %b %e %H:%M:%S %Y", tm);
-	(void)strftime(date, sizeof date, "%a, %d %b %Y %H:%M:%S %z", tm);
+	(void)strftime(date, sizeof date, "%a, %d %b %Y %H:%M:%S %z",
+	    localtime(&env->when));
 	if (conf.client_ip[0] == '\0')
 		(void)snprintf(peer, sizeof peer, "localhost");
 	else
@@ -1731,16 +1712,38 @@ envelope_header(const struct envelope *env, char *buf, size_t size)
 		    conf.client_host, conf.client_host[0] != '\0' ? " " : "",
 		    strchr(conf.client_ip, ':') != NULL ? "IPv6:" : "",
 		    conf.client_ip);
-	with = with_word(env);
 	tls_comment(env, tls, sizeof tls);
-	n = snprintf(buf, size, "From %s %s\nReturn-Path: <%s>\n"
+	n = snprintf(buf, size, "Return-Path: <%s>\n"
 	    "Received: from %s (%s)\n\tby %s (smtpd %s) with %s%s id %s%s%s%s;"
-	    "\n\t%s\n", from, ctime_, env->sender, env->helo, peer,
-	    conf.name, SMTPD_VERSION, with, tls, env->id,
+	    "\n\t%s\n%s", env->sender, env->helo, peer, conf.name,
+	    SMTPD_VERSION, with_word(env), tls, env->id,
 	    env->for_rcpt != NULL ? "\n\tfor <" : "",
 	    env->for_rcpt != NULL ? env->for_rcpt : "",
-	    env->for_rcpt != NULL ? ">" : "", date);
+	    env->for_rcpt != NULL ? ">" : "", date,
+	    env->headers != NULL ? env->headers : "");
 	return n > 0 && (size_t)n < size ? (size_t)n : 0;
+}
+
+/* The From_ line, then the trace header; the length, or 0. */
+static size_t
+envelope_header(const struct envelope *env, char *buf, size_t size)
+{
+	char from[SMTP_PATH_MAX + 1], ctime_[32];
+	size_t i, trace;
+	int n;
+
+	(void)snprintf(from, sizeof from, "%s", env->sender[0] != '\0' ?
+	    env->sender : "MAILER-DAEMON");
+	for (i = 0; from[i] != '\0'; i++)
+		if (from[i] == ' ' || from[i] == '\t')
+			from[i] = '_';	/* one word on the From_ line */
+	(void)strftime(ctime_, sizeof ctime_, "%a %b %e %H:%M:%S %Y",
+	    localtime(&env->when));
+	n = snprintf(buf, size, "From %s %s\n", from, ctime_);
+	if (n <= 0 || (size_t)n >= size ||
+	    (trace = delivery_trace(env, buf + n, size - n)) == 0)
+		return 0;
+	return (size_t)n + trace;
 }
 
 #define NOTE_CUT	"[the message was cut here]"
@@ -1788,7 +1791,7 @@ to_terminals(struct envelope *env, const struct message *m,
 enum delivery_status
 delivery_deliver(struct envelope *env, struct message *m, struct outcome *out)
 {
-	char head[4096];
+	char head[4096 + FILTER_HEADERS_MAX];
 	size_t len;
 
 	out->why[0] = out->who[0] = '\0';

@@ -643,3 +643,38 @@ message_check_end(const struct framing *f)
 {
 	return f->last == '\0' || f->last == '\n' ? 0 : -1;
 }
+
+/*
+ * Header fields that a -X filter printed, before any mailbox takes
+ * them (smtpd.8, CONTENT FILTER): whole lines, each a field (a name of
+ * printable ASCII but the colon, then a colon) or the continuation of
+ * the one before (a space or tab first, something else after), the
+ * rest printable ASCII or tab; no empty line, which would end the
+ * header section.  The dialogue checks them, and the deliverer again.
+ * 0, or -1.
+ */
+int
+message_header_fields(const char *p, size_t n)
+{
+	const char *end = p + n, *nl, *q;
+	int first = 1;
+
+	for (; p < end; p = nl + 1, first = 0) {
+		if ((nl = memchr(p, '\n', (size_t)(end - p))) == NULL)
+			return -1;		/* a line without its end */
+		for (q = p; q < nl; q++)
+			if ((*q < ' ' || *q > '~') && *q != '\t')
+				return -1;
+		if (*p == ' ' || *p == '\t') {
+			if (first || strspn(p, " \t") >= (size_t)(nl - p))
+				return -1;	/* folds nothing */
+			continue;
+		}
+		for (q = p; q < nl && *q != ':'; q++)
+			if (*q == ' ' || *q == '\t')
+				return -1;
+		if (q == p || q == nl)
+			return -1;		/* no name, or no colon */
+	}
+	return 0;
+}

@@ -59,6 +59,7 @@ struct framing {
 #define FRAMING_START	{ 1, 0, '\0' }
 int	message_check(struct framing *, const char *, size_t);
 int	message_check_end(const struct framing *);
+int	message_header_fields(const char *, size_t);
 typedef int	(*message_fn)(void *, const char *, size_t);
 enum each { EACH_SENT, EACH_MBOXO };
 int	message_each(const struct message *, enum each, message_fn, void *);

@@ -371,6 +371,9 @@ encode_delivery(struct rec *r, const struct envelope *env,
 	put_str(r, env->tls_cipher);
 	put_str(r, env->for_rcpt);
 	put_str(r, env->id);
+	put_u32(r, (uint32_t)((uint64_t)env->when >> 32));
+	put_u32(r, (uint32_t)env->when);
+	put_str(r, env->headers != NULL ? env->headers : "");
 	put_u32(r, (uint32_t)env->ntargets);
 	for (i = 0; i < env->ntargets; i++) {
 		put_u32(r, (uint32_t)env->targets[i].kind);
@@ -403,6 +406,19 @@ static int
 fact_ok(const char *f)
 {
 	return strspn(f, TLS_FACT_CHARS "?") == strlen(f);
+}
+
+/*
+ * The time the dialogue took the message, for the trace header that
+ * the -X filter has already read: believed within FILTER_TIME of this
+ * clock (the filter's longest run, and some), this clock's otherwise.
+ */
+static time_t
+when_ok(time_t when)
+{
+	time_t now = time(NULL);
+
+	return when > now - (time_t)2 * FILTER_TIME && when <= now + 5 ? when : now;
 }
 
 /* A target: a mailbox whose name stays in the spool, or a remote one. */
@@ -463,6 +479,8 @@ fields_ok(const struct envelope *env, const char *for_rcpt)
 		return "bad id";
 	if (!fact_ok(env->tls_protocol) || !fact_ok(env->tls_cipher))
 		return "bad TLS facts";
+	if (message_header_fields(env->headers, strlen(env->headers)) != 0)
+		return "the filter's header fields are not header fields";
 	if (env->ntargets == 0)
 		return "no target";
 	for (i = 0; i < env->ntargets; i++)
@@ -477,9 +495,10 @@ priv_decode_delivery(const unsigned char *p, size_t len, int fd,
 {
 	static char helo[SMTP_DOMAIN_MAX + 1], for_rcpt[SMTP_PATH_MAX + 1];
 	static char tls_protocol[TLS_FACT_MAX + 1], tls_cipher[TLS_FACT_MAX + 1];
+	static char headers[FILTER_HEADERS_MAX + 1];
 	struct rec r = { (unsigned char *)p, len, 0, len, 0 };
 	const unsigned char *body;
-	uint64_t spooled;
+	uint64_t spooled, when;
 	size_t i, n;
 
 	env->mode = (enum mode)get_u32(&r);
@@ -491,6 +510,9 @@ priv_decode_delivery(const unsigned char *p, size_t len, int fd,
 	get_str(&r, tls_cipher, sizeof tls_cipher);
 	get_str(&r, for_rcpt, sizeof for_rcpt);
 	get_str(&r, env->id, ID_MAX + 1);
+	when = (uint64_t)get_u32(&r) << 32;
+	when |= get_u32(&r);
+	get_str(&r, headers, sizeof headers);
 	if ((env->ntargets = get_u32(&r)) > MAX_TARGETS)
 		r.bad = 1;
 	for (i = 0; !r.bad && i < env->ntargets; i++) {
@@ -507,7 +529,8 @@ priv_decode_delivery(const unsigned char *p, size_t len, int fd,
 	env->tls_protocol = tls_protocol;
 	env->tls_cipher = tls_cipher;
 	env->for_rcpt = for_rcpt[0] != '\0' ? for_rcpt : NULL;
-	env->when = time(NULL);
+	env->headers = headers;
+	env->when = when_ok((time_t)when);
 	m->spooled = (long long)spooled;
 	if (*why == NULL)
 		*why = fields_ok(env, for_rcpt);

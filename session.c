@@ -24,6 +24,7 @@
 #include "aliases.h"
 #include "client.h"
 #include "delivery.h"
+#include "filter.h"
 #include "message.h"
 #include "priv.h"
 #include "session.h"
@@ -157,6 +158,23 @@ session_close(struct session *s, const char *why)
 	    s->conn.nmessages, why);
 }
 
+/*
+ * smtpd.8, LOGGING: a refusal of the client, one line naming its
+ * address, in the form that examples/fail2ban matches.
+ */
+static void PRINTFLIKE(1, 2)
+log_refused(const char *fmt, ...)
+{
+	char what[SMTP_LINE_MAX + 64];
+	va_list ap;
+
+	va_start(ap, fmt);
+	(void)vsnprintf(what, sizeof what, fmt, ap);
+	va_end(ap);
+	log_msg(LOG_NOTICE, "refused client=%s: %s", conf.client_ip[0] != '\0' ?
+	    conf.client_ip : "local", what);
+}
+
 static int
 reply_code(const char *line)
 {
@@ -200,8 +218,11 @@ reply(struct session *s, const char *fmt, ...)
 		session_close(s, "421");
 	}
 	if (code >= 500 && code <= 599 && (code <= 504 || (s->conn.cmd != NULL &&
-	    (s->conn.cmd->counts & COUNT_REFUSALS))) && ++s->conn.nerrors >= ERROR_LIMIT)
+	    (s->conn.cmd->counts & COUNT_REFUSALS))) &&
+	    ++s->conn.nerrors >= ERROR_LIMIT) {
+		log_refused("too many errors");
 		reply(s, REPLY_ERRORS, conf.name);
+	}
 }
 
 /* smtpd.8, DESCRIPTION: a start-up problem still answers a waiting client. */
@@ -318,6 +339,49 @@ read_failed(struct session *s, int status)
 	}
 }
 
+/*
+ * smtpd.8, POLICY: RFC 5321 4.3.1 has a client wait for the greeting;
+ * one that talked first (after -g seconds) is refused and cut off.
+ * 1 when the greeting may go out.
+ */
+static int
+greeted(struct session *s)
+{
+	switch (client_talked_early(conf.greet_pause)) {
+	case 0:
+		return 1;
+	case LINE_TERM:
+		read_failed(s, LINE_TERM);
+		return 0;
+	}
+	log_refused("talked before the greeting");
+	reply(s, REPLY_EARLY, conf.name);
+	session_close(s, "talked before the greeting");
+	client_linger();
+	return 0;
+}
+
+/*
+ * smtpd.8, POLICY: an HTTP request line (a browser, a proxy scanner, a
+ * web page's form aimed at port 25) is no SMTP command, and never will
+ * be: its methods, upper case as HTTP has them, then a space.
+ */
+static int
+http_request(const char *line)
+{
+	static const char *const methods[] = {
+		"GET", "HEAD", "POST", "PUT", "DELETE", "CONNECT", "OPTIONS",
+		"TRACE", "PATCH"
+	};
+	size_t i, n;
+
+	for (i = 0; i < sizeof methods / sizeof methods[0]; i++)
+		if ((n = strlen(methods[i]), strncmp(line, methods[i], n) == 0) &&
+		    line[n] == ' ')
+			return 1;
+	return 0;
+}
+
 /* Serve the client until it quits or the session must end; 0. */
 int
 session_run(void)
@@ -331,10 +395,19 @@ session_run(void)
 	log_msg(LOG_INFO, "start client=%s%s%s", conf.client_ip[0] != '\0' ?
 	    conf.client_ip : "local", conf.client_host[0] != '\0' ? " host=" :
 	    "", conf.client_host);
-	reply(s, REPLY_GREETING, conf.name);
+	if (greeted(s))
+		reply(s, REPLY_GREETING, conf.name);
 	while (!s->conn.over) {
 		if ((n = client_read_line(line, sizeof line)) < 0) {
 			read_failed(s, n);
+			continue;
+		}
+		if (http_request(line)) {
+			line[100] = '\0';	/* enough to know it by */
+			sanitize(line);
+			log_refused("not an SMTP client: %s", line);
+			reply(s, REPLY_NOT_SMTP, conf.name);	/* a 421 */
+			client_linger();
 			continue;
 		}
 		c = find_command(line, &arg);
@@ -345,8 +418,11 @@ session_run(void)
 			c->run(s, arg);
 		/* each asks something of the table or the accounts: a
 		 * client that only asks is probing (smtpd.8, INPUT RULES) */
-		if ((c->counts & COUNT_JUNK) && ++s->conn.njunk >= JUNK_LIMIT)
+		if ((c->counts & COUNT_JUNK) && ++s->conn.njunk >= JUNK_LIMIT &&
+		    !s->conn.over) {
+			log_refused("too many commands without mail");
 			reply(s, REPLY_JUNK, conf.name);
+		}
 		s->conn.cmd = NULL;
 	}
 	message_close(&s->msg);
@@ -792,6 +868,7 @@ local_recipient(struct session *s, const struct address *a)
 	lowercase(name, a->local, sizeof name);
 	switch (kind = aliases_expand(name, &u, gather_member, &g, &flags)) {
 	case EXPAND_NONE:
+		log_refused("user unknown to=<%s>", a->text);
 		reply(s, REPLY_NO_USER, a->text);
 		return -1;
 	case EXPAND_USER:
@@ -856,8 +933,11 @@ local_recipient(struct session *s, const struct address *a)
 static int
 relay_recipient(struct session *s, const struct address *a)
 {
-	if (!conf.relay_client || conf.forward == NULL || s->tx.env.mode != MODE_MAIL)
+	if (!conf.relay_client || conf.forward == NULL ||
+	    s->tx.env.mode != MODE_MAIL) {
+		log_refused("relaying denied to=<%s>", a->text);
 		reply(s, REPLY_RELAY);
+	}
 	else if (add_target(s, TARGET_FORWARD, a->text) == -1)
 		reply(s, REPLY_TOO_MANY);
 	else
@@ -1010,6 +1090,34 @@ message_refused(struct session *s)
 	return 1;
 }
 
+/*
+ * smtpd.8, CONTENT FILTER: the -X filter's verdict, before any delivery.
+ * 1 when the message may go on, with the filter's header fields in the
+ * envelope; 0 when it was refused or must wait (replied and logged).
+ */
+static int
+filtered(struct session *s)
+{
+	static struct filter_result res;
+	char why[sizeof res.text + 16];
+
+	filter_run(&s->tx.env, s->tx.rcpt, s->tx.nrcpt, &s->msg, &res);
+	switch (res.verdict) {
+	case FILTER_ACCEPT:
+		s->tx.env.headers = res.headers;
+		return 1;
+	case FILTER_REFUSE:
+		reply(s, REPLY_FILTERED, res.text);
+		log_transaction(s, "refused: 554 by the filter: %s", res.text);
+		return 0;
+	case FILTER_TEMP:
+		break;
+	}
+	(void)snprintf(why, sizeof why, "filter: %s", res.text);
+	message_failed(s, REPLY_FILTER_TEMP, "unavailable", why);
+	return 0;
+}
+
 /* The message is read: refuse it, or have it delivered and say so. */
 static void
 finish_message(struct session *s)
@@ -1026,6 +1134,9 @@ finish_message(struct session *s)
 	s->tx.env.tls_protocol = tls_up() ? tls_facts()->protocol : "";
 	s->tx.env.tls_cipher = tls_up() ? tls_facts()->cipher : "";
 	s->tx.env.for_rcpt = s->tx.nrcpt == 1 ? s->tx.rcpt[0] : NULL;
+	s->tx.env.headers = "";
+	if (conf.filter != NULL && !filtered(s))
+		return;
 	switch (priv_deliver(&s->tx.env, &s->msg, &out)) {
 	case DELIVERY_OK:
 		s->conn.nerrors = s->conn.njunk = 0;	/* the limits start again */

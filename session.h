@@ -40,6 +40,7 @@
 #define REPLY_CONFIG	"421 4.3.0 %s local configuration error"
 #define REPLY_TIMEOUT	"421 4.4.2 %s timeout"
 #define REPLY_SHUTDOWN	"421 4.3.2 %s shutting down"
+#define REPLY_NOT_SMTP	"421 4.7.0 %s not an SMTP client"
 #define REPLY_ERRORS	"421 4.7.0 %s too many errors, closing connection"
 #define REPLY_JUNK	"421 4.7.0 %s too many commands without mail, " \
 			"closing connection"
@@ -47,6 +48,7 @@
 #define REPLY_NOT_ACTIVE "450 4.2.1 User not active or not accepting messages"
 #define REPLY_NOT_SENT	"451 4.2.1 Could not write to the terminal of <%s>"
 #define REPLY_LOCAL	"451 4.3.0 Local error in processing: %s"
+#define REPLY_FILTER_TEMP "451 4.7.1 Content filter %s, try again later"
 #define REPLY_TOO_MANY	"452 4.5.3 Too many recipients"
 #define REPLY_NO_SPACE	"452 4.3.1 Insufficient system storage"
 #define REPLY_UNKNOWN	"500 5.5.2 Command unrecognized"
@@ -80,6 +82,8 @@
 #define REPLY_AMBIG_ONE	"553-5.1.4 %s"
 #define REPLY_UTF8	"553 5.6.7 Must declare SMTPUTF8 to send UTF-8 " \
 			"addresses"
+#define REPLY_FILTERED	"554 5.7.1 %s"
+#define REPLY_EARLY	"554 5.5.1 %s talked before the greeting"
 #define REPLY_LOOP	"554 5.4.6 Too many Received: headers (mail loop)"
 #define REPLY_BARE_EOL	"554 5.6.0 Message refused: bare CR or LF in " \
 			"the data (lines must end in CRLF)"

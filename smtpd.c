@@ -29,6 +29,7 @@
 #include "aliases.h"
 #include "client.h"
 #include "delivery.h"
+#include "filter.h"
 #include "priv.h"
 #include "session.h"
 #include "smtpd.h"
@@ -43,8 +44,9 @@
 #define DEFAULT_SIZE	10485760
 #define DEFAULT_RCPT	100
 #define DEFAULT_TIMEOUT	300
+#define GREET_PAUSE_MAX	300	/* -g: seconds, at most */
 #define EX_USAGE	64
-#define OPTIONS		"eTVEvCSRn:d:a:m:s:r:t:F:u:b:U:"
+#define OPTIONS		"eTVEvCSRn:d:a:m:s:r:t:F:u:b:U:X:g:"
 
 struct config conf;
 
@@ -59,8 +61,8 @@ usage(void)
 {
 	log_msg(LOG_ERR, "usage: smtpd [-eTVEvSR] [-C] [-n name] [-d domain]... "
 	    "[-a table] [-m spooldir] [-s maxbytes] [-r maxrcpts] "
-	    "[-t seconds] [-F program] [-u utmpfile] [-b mboxrd|mboxo] "
-	    "[-U user]");
+	    "[-t seconds] [-F program] [-X filter] [-g seconds] "
+	    "[-u utmpfile] [-b mboxrd|mboxo] [-U user]");
 	default_names();	/* the refusal names this host */
 	if (!checking)
 		session_refuse();	/* -C serves nobody */
@@ -160,6 +162,9 @@ parse_options(int argc, char **argv)
 		case 'r': conf.maxrcpt = number(optarg, MAX_TARGETS); break;
 		case 't': conf.timeout = number(optarg, 86400); break;
 		case 'F': conf.forward = optarg; break;
+		case 'X': conf.filter = optarg; break;
+		case 'g': conf.greet_pause = strcmp(optarg, "0") == 0 ? 0 :
+		    (int)number(optarg, GREET_PAUSE_MAX); break;
 		case 'u': conf.utmp = optarg; break;
 		case 'b': mailbox_format(optarg); break;
 		case 'U': conf.user = optarg; break;
@@ -171,6 +176,9 @@ parse_options(int argc, char **argv)
 	if (conf.forward != NULL && delivery_forward_words(conf.forward) == -1)
 		config_problem("-F %s: no program, or too many words",
 		    conf.forward);
+	if (conf.filter != NULL && filter_words(conf.filter) == -1)
+		config_problem("-X %s: no program, or too many words",
+		    conf.filter);
 }
 
 static void
@@ -307,9 +315,9 @@ check_utmp(void)
 }
 
 /*
- * -F's program as execvp() will find it: a path, or a name along PATH.
- * Only -C looks: at run time a missing program fails its transactions
- * (451), and local mail still flows.
+ * -F's or -X's program as execvp() will find it: a path, or a name
+ * along PATH.  Only -C looks: at run time a missing program fails its
+ * transactions (451), and local mail still flows.
  */
 static int
 runnable(const char *prog)
@@ -410,6 +418,9 @@ check_all(void)
 	if (conf.forward != NULL && delivery_forward_words(conf.forward) > 0 &&
 	    !runnable(prog = delivery_forward_program()))
 		config_problem("-F: cannot run %s", prog);
+	if (conf.filter != NULL && filter_words(conf.filter) > 0 &&
+	    !runnable(prog = filter_program()))
+		config_problem("-X: cannot run %s", prog);
 	check_spool_rights();
 	nproblems += aliases_check(conf.table);
 	exit(nproblems == 0 ? 0 : 1);

@@ -27,6 +27,8 @@
 #define NORETURN		__attribute__((noreturn))
 
 /* What the command line and the environment set up, once. */
+#define FILTER_HEADERS_MAX 8192	/* what -X may add to a message */
+#define FILTER_TIME	120	/* seconds -X has for a verdict, at most */
 #define TLS_FACT_MAX	95	/* a TLS protocol's or cipher's name */
 /* What such a name may hold (tls.c makes anything else '?'). */
 #define TLS_FACT_CHARS	"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz" \
@@ -46,6 +48,8 @@ struct config {
 	int		 no_vrfy;		/* -V */
 	int		 no_expn;		/* -E */
 	const char	*forward;		/* -F */
+	const char	*filter;		/* -X */
+	int		 greet_pause;		/* -g, seconds */
 	const char	*utmp;			/* -u */
 	int		 mboxo;			/* -b mboxo */
 	int		 implicit_tls;		/* -S: TLS from the first byte */
@@ -97,6 +101,7 @@ struct envelope {
 	const char	*tls_protocol;	/* "" when not over TLS */
 	const char	*tls_cipher;
 	const char	*for_rcpt;	/* the one RCPT, or NULL */
+	const char	*headers;	/* -X's header fields, or "" */
 	char		 id[32];
 	time_t		 when;
 };

@@ -109,7 +109,8 @@ tcpserver_child() {
 	grep -qx "Hello, $MARKER." "$SPOOL/brown"
 	wait_for_line "$LOG" '^smtpd\[[0-9]+\]: end '
 	run -0 smtpd_log
-	[[ "${lines[1]}" =~ ^smtpd\[[0-9]+\]:\ id=[0-9A-Z-]+\ client=127\.0\.0\.1\ from=\<smith@client\.example\>\ to=\<jones\>,\<brown\>\ size=[0-9]+\ delivered$ ]]
+	[[ "${lines[1]}" =~ ^smtpd\[[0-9]+\]:\ refused\ client=127\.0\.0\.1:\ user\ unknown\ to=\<green\>$ ]]
+	[[ "${lines[2]}" =~ ^smtpd\[[0-9]+\]:\ id=[0-9A-Z-]+\ client=127\.0\.0\.1\ from=\<smith@client\.example\>\ to=\<jones\>,\<brown\>\ size=[0-9]+\ delivered$ ]]
 	check_log_clean
 }
 
@@ -313,10 +314,11 @@ tcpserver_child() {
 	[ "${lines[*]}" = "Subject: second $MARKER Two. ." ]
 	wait_for_line "$LOG" '^smtpd\[[0-9]+\]: end '
 	run -0 smtpd_log
-	[ "${#lines[@]}" -eq 4 ]
-	[[ "${lines[1]}" =~ \ from=\<smith@client\.example\>\ to=\<jones\>,\<brown\>\ size=[0-9]+\ delivered$ ]]
-	[[ "${lines[2]}" =~ \ from=\<brown@client\.example\>\ to=\<smith\>\ size=[0-9]+\ delivered$ ]]
-	[[ "${lines[3]}" =~ \ end\ client=127\.0\.0\.1\ messages=2\ \(QUIT\)$ ]]
+	[ "${#lines[@]}" -eq 5 ]
+	[[ "${lines[1]}" =~ \ refused\ client=127\.0\.0\.1:\ user\ unknown\ to=\<green\>$ ]]
+	[[ "${lines[2]}" =~ \ from=\<smith@client\.example\>\ to=\<jones\>,\<brown\>\ size=[0-9]+\ delivered$ ]]
+	[[ "${lines[3]}" =~ \ from=\<brown@client\.example\>\ to=\<smith\>\ size=[0-9]+\ delivered$ ]]
+	[[ "${lines[4]}" =~ \ end\ client=127\.0\.0\.1\ messages=2\ \(QUIT\)$ ]]
 	check_log_clean
 }
 

@@ -37,6 +37,7 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "../aliases.h"
@@ -59,6 +60,7 @@ static int		 wait_ms;	/* for an answer: -t, and more */
 static volatile sig_atomic_t termed;
 
 static const char *tls_protocol = "", *tls_cipher = "";
+static const char *headers = "";	/* -X's fields, as the filter gave them */
 static const char body[] = "Subject: driven\n\nHello.\n";
 static const char file_text[] = "Subject: spooled\n\nHello from a file.\n";
 
@@ -103,6 +105,9 @@ envelope(const char *sender, const char *name, uint32_t ntargets,
 	str(tls_cipher);
 	str("");		/* for_rcpt: none */
 	str("TPX-DRV-1");
+	u32((uint32_t)((uint64_t)time(NULL) >> 32));	/* when */
+	u32((uint32_t)time(NULL));
+	str(headers);
 	u32(ntargets);
 	for (i = 0; i < ntargets; i++) {
 		u32(0);		/* TARGET_MAILBOX */
@@ -365,6 +370,30 @@ tls(int sock, const char *arg)
 	return deliver(sock, "jones");
 }
 
+/*
+ * The -X filter's header fields, as arg says: `good', or one of the
+ * ways a dialogue could smuggle more than fields through them: an
+ * empty line (a body of its own), a From_ line, a field without its
+ * name, a line without its end.
+ */
+static int
+fields(int sock, const char *arg)
+{
+	static const struct { const char *name, *text; } kinds[] = {
+		{ "good", "X-Spam-Status: No, score=0.1\n\ttests=NONE\n" },
+		{ "empty", "X-Spam: no\n\nInjected body\n" },
+		{ "from", "X-Spam: no\nFrom evil@example.org Thu Dec  3 10:00:00 2026\n" },
+		{ "noname", ": no name\n" },
+		{ "unended", "X-Spam: no" },
+	};
+	size_t i;
+
+	for (i = 0; i < sizeof kinds / sizeof kinds[0]; i++)
+		if (arg != NULL && strcmp(arg, kinds[i].name) == 0)
+			headers = kinds[i].text;
+	return deliver(sock, "jones");
+}
+
 /* A header claiming more than REC_MAX, then what there is. */
 static int
 huge(int sock, const char *arg)
@@ -511,6 +540,7 @@ static const struct scenario {
 	{ "targets",	targets },
 	{ "sender",	sender },
 	{ "tls",	tls },		/* good|bad */
+	{ "fields",	fields },	/* good|empty|from|noname|unended */
 	{ "huge",	huge },
 	{ "cut",	cut },
 	{ "stall",	stall },

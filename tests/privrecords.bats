@@ -142,6 +142,22 @@ session_ended() {
 	still_serves
 }
 
+@test "priv-driver: the -X filter's header fields go below Received:; anything but header fields is refused" {
+	drive fields good
+	[ "${lines[0]}" = "status=0 why=" ]
+	run -0 sed -n '/^Received:/,/^$/p' "$SPOOL/jones"
+	[ "${lines[3]}" = "X-Spam-Status: No, score=0.1" ]
+	[ "${lines[4]}" = $'\ttests=NONE' ]
+	[ "${lines[5]}" = "Subject: driven" ]
+	rm "$SPOOL/jones"
+	for kind in empty from noname unended; do
+		drive fields "$kind"
+		refused "the filter's header fields are not header fields"
+		[ ! -e "$SPOOL/jones" ]
+	done
+	still_serves
+}
+
 @test "priv-driver: a record longer than any may be is answered 451 and ends the session" {
 	drive huge
 	[ "${lines[0]}" = "status=1 why=malformed request: a record that does not add up" ]

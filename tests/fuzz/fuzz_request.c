@@ -14,6 +14,7 @@
 
 #include "common.h"
 #include "../../accounts.h"
+#include "../../message.h"
 #include "../../priv.h"
 
 static int
@@ -36,6 +37,8 @@ promises(const struct envelope *env, const struct message *m, int fd)
 	    strpbrk(env->tls_protocol, " ()\n") != NULL ||
 	    strpbrk(env->tls_cipher, " ()\n") != NULL ||
 	    (env->for_rcpt != NULL && !clean(env->for_rcpt)) ||
+	    strlen(env->headers) > FILTER_HEADERS_MAX ||
+	    message_header_fields(env->headers, strlen(env->headers)) != 0 ||
 	    m->len > MSG_BUF_SIZE || (fd == -1 && m->spooled != 0) ||
 	    (fd != -1 && (m->spooled <= 0 || m->len != 0)))
 		__builtin_trap();
