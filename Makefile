@@ -56,7 +56,9 @@ clean:
 # Hardening (tests/fuzz/README): libFuzzer harnesses, each run for
 # FUZZ_TIME seconds from the committed seeds; and the whole suite against
 # a build with AddressSanitizer and UndefinedBehaviorSanitizer, but for
-# the tests tagged slow: they wait out a timer and run no other code.
+# the tests tagged slow (they wait out a timer and run no other code) or
+# tools (they try examples/ with other programs: SpamAssassin, the TLS
+# wrappers, over code paths the rest of the suite runs too).
 FUZZ_CC		= clang
 FUZZ_FLAGS	= -g -O1 -fsanitize=fuzzer,address,undefined \
 		  -fno-sanitize-recover=all
@@ -99,7 +101,7 @@ sanitize:
 	@command -v bats >/dev/null || { echo "make sanitize needs bats: apt-get install bats" >&2; exit 1; }
 	SMTPD_BIN=$$PWD/$(RUNDIR)/sanitize/smtpd \
 	    ASAN_OPTIONS=abort_on_error=1:detect_leaks=1 \
-	    UBSAN_OPTIONS=print_stacktrace=1 bats --filter-tags '!slow' tests
+	    UBSAN_OPTIONS=print_stacktrace=1 bats --filter-tags '!slow,!tools' tests
 
 # memcheck on the very binary that make builds and installs.
 valgrind: smtpd

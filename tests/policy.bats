@@ -219,6 +219,7 @@ have_spamassassin() {
 	SMTP_WAIT=60
 }
 
+# bats test_tags=tools
 @test "examples/filters/spamassassin: the GTUBE message is refused 554 before any 250, and reaches no mailbox" {
 	have_spamassassin
 	gtube='XJS*C4JDBQADN1.NSBN3*2IDNEN*GTUBE-STANDARD-ANTI-UBE-TEST-EMAIL*C.34X'
@@ -229,6 +230,7 @@ have_spamassassin() {
 	grep -q ' refused: 554 by the filter: Message refused as spam' "$LOG"
 }
 
+# bats test_tags=tools
 @test "examples/filters/spamassassin: an ordinary message is delivered with X-Spam-Status added" {
 	have_spamassassin
 	run -0 smtp_raw < <(mail_jones "$(ordinary)")

@@ -11,6 +11,7 @@
 # openssl; run.submission also s6-accessrules-cdb-from-fs (Debian's s6),
 # the stunnel test stunnel4 and tcpserver.  A test skips, saying which,
 # where one is missing.
+# bats file_tags=tools
 load helpers
 load launchers-helpers
 
