@@ -3,10 +3,13 @@
  * SAML and TURN) and every reply it sends.
  *
  * One table of commands drives the loop: the order check (503) is made
- * once from it, HELP reads it, and an unknown verb is its last row.
- * reply() alone writes to the client; it counts the client's errors and
- * ends the session after any 421.  Everything a session holds is sized
- * before the greeting: nothing here calls malloc() again.
+ * once from it, HELP's list is made from it, and an unknown verb is its
+ * last row; one table of extensions drives EHLO's keywords and MAIL's
+ * parameters.  reply() writes every reply of a session (session_refuse()
+ * the one answer of a start-up that failed); it counts the client's
+ * errors and ends the session after any 421.  The -X filter's verdict
+ * (filter.c) comes before the deliverer is asked.  Everything a session
+ * holds is sized before the greeting: nothing here calls malloc() again.
  */
 #include <ctype.h>
 #include <errno.h>

@@ -95,13 +95,13 @@ count_messages() {
 	grep -c '^From ' "$SPOOL/$1" || true
 }
 
-# The message as the mailbox holds it: what follows smtpd's own From_
-# line, Return-Path: and Received: (with its folded lines).
 # The spool's files but smtpd's delivery queue (an empty file of locks).
 spool_ls() {
 	ls -A "$1" | grep -vxF .smtpd-queue
 }
 
+# The message as the mailbox holds it: what follows smtpd's own From_
+# line, Return-Path: and Received: (with its folded lines).
 stored() {
 	awk 'NR == 1 || (NR == 2 && /^Return-Path:/) { next }
 	NR == 3 && /^Received:/ { rec = 1; next }
