@@ -125,6 +125,13 @@ wait_for_line() {
 	return 1
 }
 
+# swaks able to speak TLS (it needs Net::SSLeay for that), or a skip.
+have_swaks_tls() {
+	command -v swaks >/dev/null || skip "swaks not installed"
+	perl -MNet::SSLeay -e 1 2>/dev/null ||
+	    skip "swaks needs Net::SSLeay (libnet-ssleay-perl) for TLS"
+}
+
 # A port on 127.0.0.1 that was free a moment ago.
 free_port() {
 	timeout 5 python3 -c 'import socket

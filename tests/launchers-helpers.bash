@@ -54,6 +54,24 @@ wait_listening() {
 	return 1
 }
 
+# listen_on_free_port NAME COMMAND...: COMMAND (a function that execs
+# a listener on 127.0.0.1:$PORT) run in the background on a free port,
+# five ports tried, until it listens; SERVER_PID its pid.  NAME says
+# who gave up when every port was taken.
+listen_on_free_port() {
+	local name=$1 try
+	shift
+	for try in 1 2 3 4 5; do
+		PORT=$(free_port)
+		"$@" &
+		SERVER_PID=$!
+		wait_listening "$SERVER_PID" "$PORT" && return 0
+		stop_server
+	done
+	echo "$name: no port to listen on after $try tries" >&2
+	return 1
+}
+
 # examples/tcpserver/run, made the test's into $RUN: tcpserver on
 # 127.0.0.1 and a port the kernel picks (-1 prints it, instead of 0 25),
 # its -x database compiled by tcprules from the rules file $1, the test's
@@ -123,21 +141,16 @@ service_command() {
 # added to it).  Options for systemd-socket-activate itself (-E VAR=value)
 # in the array SA_OPTS.  Tries a few ports.  Sets SERVER_PID and PORT.
 start_socket_activate_example() {
-	local try
 	command -v systemd-socket-activate >/dev/null ||
 	    skip "systemd-socket-activate not installed (apt-get install systemd)"
 	service_command "$@"
-	for try in 1 2 3 4 5; do
-		PORT=$(free_port)
-		timeout 120 systemd-socket-activate --inetd -a \
-		    -l "127.0.0.1:$PORT" "${SA_OPTS[@]}" "${CMD[@]}" \
-		    >/dev/null 2>"$LOG" 3>&- &
-		SERVER_PID=$!
-		wait_listening "$SERVER_PID" "$PORT" && return 0
-		stop_server
-	done
-	echo "systemd-socket-activate: no port to listen on after $try tries" >&2
-	return 1
+	listen_on_free_port systemd-socket-activate socket_activate_example
+}
+
+socket_activate_example() {
+	exec timeout 120 systemd-socket-activate --inetd -a \
+	    -l "127.0.0.1:$PORT" "${SA_OPTS[@]}" "${CMD[@]}" \
+	    >/dev/null 2>"$LOG" 3>&-
 }
 
 # The line of examples/inetd.conf, made the test's, in the array
@@ -172,23 +185,20 @@ inetd_line() {
 # on 127.0.0.1:PORT instead of smtp.  Standard error is the client's
 # socket, as under any inetd.  Tries a few ports.  Sets SERVER_PID, PORT.
 start_inetd_example() {
-	local inetd try
+	local inetd
 	inetd=$(PATH="$PATH:/usr/sbin:/sbin" command -v inetd) ||
 	    skip "inetd not installed (apt-get install openbsd-inetd)"
 	inetd_line "$@"
-	for try in 1 2 3 4 5; do
-		PORT=$(free_port)
-		INETD_LINE[0]="127.0.0.1:$PORT"
-		(IFS=$'\t'; printf '%s\n' "${INETD_LINE[*]}") \
-		    >"$BATS_TEST_TMPDIR/inetd.conf"
-		timeout 120 "$inetd" -d -i "$BATS_TEST_TMPDIR/inetd.conf" \
-		    >"$BATS_TEST_TMPDIR/inetd.log" 2>&1 3>&- &
-		SERVER_PID=$!
-		wait_listening "$SERVER_PID" "$PORT" && return 0
-		stop_server
-	done
-	echo "inetd: no port to listen on after $try tries" >&2
-	return 1
+	INETD=$inetd
+	listen_on_free_port inetd inetd_example
+}
+
+inetd_example() {
+	INETD_LINE[0]="127.0.0.1:$PORT"
+	(IFS=$'\t'; printf '%s\n' "${INETD_LINE[*]}") \
+	    >"$BATS_TEST_TMPDIR/inetd.conf"
+	exec timeout 120 "$INETD" -d -i "$BATS_TEST_TMPDIR/inetd.conf" \
+	    >"$BATS_TEST_TMPDIR/inetd.log" 2>&1 3>&-
 }
 
 # curl as the SMTP client of 127.0.0.1:$PORT, EHLO client.example; the

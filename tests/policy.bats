@@ -633,40 +633,31 @@ timed() {
 # with OPTS and the arguments; its log (-e) in $LOG.  No probe
 # connection: it would be a session of its own in the log.
 start_tcpserver() {
-	local try
 	command -v tcpserver >/dev/null ||
 	    skip "tcpserver not installed (apt-get install ucspi-tcp)"
-	for try in 1 2 3 4 5; do
-		PORT=$(free_port)
-		timeout 120 tcpserver -H -R -l0 127.0.0.1 "$PORT" \
-		    "$SMTPD" "${OPTS[@]}" "$@" </dev/null >/dev/null 2>>"$LOG" 3>&- &
-		SERVER=$!
-		started "$SERVER"
-		wait_listening "$SERVER" "$PORT" && return 0
-		kill "$SERVER" 2>/dev/null || true
-	done
-	echo "tcpserver: no port to listen on after $try tries" >&2
-	return 1
+	ARGS=("$@")
+	listen_on_free_port tcpserver tcpserver_on_port && started "$SERVER_PID"
+}
+
+tcpserver_on_port() {
+	exec timeout 120 tcpserver -H -R -l0 127.0.0.1 "$PORT" \
+	    "$SMTPD" "${OPTS[@]}" "${ARGS[@]}" </dev/null >/dev/null 2>>"$LOG" 3>&-
 }
 
 # The same under systemd-socket-activate --inetd -a (systemd's
 # Accept=yes).
 start_socket_activate() {
-	local try
 	command -v systemd-socket-activate >/dev/null ||
 	    skip "systemd-socket-activate not installed (apt-get install systemd)"
-	for try in 1 2 3 4 5; do
-		PORT=$(free_port)
-		timeout 120 systemd-socket-activate --inetd -a \
-		    -l "127.0.0.1:$PORT" "$SMTPD" "${OPTS[@]}" "$@" \
-		    </dev/null >/dev/null 2>>"$LOG" 3>&- &
-		SERVER=$!
-		started "$SERVER"
-		wait_listening "$SERVER" "$PORT" && return 0
-		kill "$SERVER" 2>/dev/null || true
-	done
-	echo "systemd-socket-activate: no port to listen on after $try tries" >&2
-	return 1
+	ARGS=("$@")
+	listen_on_free_port systemd-socket-activate socket_activate_on_port &&
+	    started "$SERVER_PID"
+}
+
+socket_activate_on_port() {
+	exec timeout 120 systemd-socket-activate --inetd -a \
+	    -l "127.0.0.1:$PORT" "$SMTPD" "${OPTS[@]}" "${ARGS[@]}" \
+	    </dev/null >/dev/null 2>>"$LOG" 3>&-
 }
 
 # With -g 1 (the server started already): an early talker gets the 554

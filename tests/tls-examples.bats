@@ -37,12 +37,6 @@ have_s6() {
 	    skip "s6-networking is not on PATH (../shared/tls/build-s6-networking.sh builds it)"
 }
 
-have_swaks() {
-	command -v swaks >/dev/null || skip "swaks not installed"
-	perl -MNet::SSLeay -e 1 2>/dev/null ||
-	    skip "swaks needs Net::SSLeay (libnet-ssleay-perl) for TLS"
-}
-
 # The rules of run.submission's comment, for 127.0.0.1, compiled into
 # $CDB: the address may connect, and relays (RELAYCLIENT empty).  With
 # argument `deny', a rule set that allows no one.
@@ -119,7 +113,7 @@ jones_over_tls() {
 
 @test "s6-networking/run: STARTTLS offered on port 25, swaks delivers over it, the log says TLS started" {
 	have_s6
-	have_swaks
+	have_swaks_tls
 	example_script s6-networking/run 25
 	start_example sh
 	swaks_to jones --tls
@@ -132,7 +126,7 @@ jones_over_tls() {
 
 @test "s6-networking/run: a public MX, so mail in clear is still taken" {
 	have_s6
-	have_swaks
+	have_swaks_tls
 	example_script s6-networking/run 25
 	start_example sh
 	swaks_to jones
@@ -171,7 +165,7 @@ jones_over_tls() {
 
 @test "s6-networking/run.submission: 530 before STARTTLS, relaying after it for the address the rules allow" {
 	have_s6
-	have_swaks
+	have_swaks_tls
 	submission_rules
 	example_script s6-networking/run.submission 587
 	start_example sh
@@ -203,7 +197,7 @@ print(repr(s.recv(512)))' "$PORT"
 
 @test "s6-networking/run.smtps: implicit TLS on 465, swaks --tlsc relays and delivers, no STARTTLS offered" {
 	have_s6
-	have_swaks
+	have_swaks_tls
 	submission_rules
 	example_script s6-networking/run.smtps 465
 	start_example sh
@@ -219,7 +213,7 @@ print(repr(s.recv(512)))' "$PORT"
 
 @test "s6-networking/smtpd-tls.service: its ExecStart=, with its Environment=, serves STARTTLS" {
 	have_s6
-	have_swaks
+	have_swaks_tls
 	local unit="$EXAMPLES/s6-networking/smtpd-tls.service"
 	# the unit's own command is run's: the two must not drift apart
 	exec_start=$(sed -n '/^ExecStart=/,/[^\\]$/p' "$unit" |
@@ -248,7 +242,7 @@ print(repr(s.recv(512)))' "$PORT"
 # --- examples/stunnel ----------------------------------------------------
 
 @test "stunnel/smtpd-465.conf under its tcpserver line: implicit TLS, smtpd -S, Received: says ESMTPS (TLS)" {
-	have_swaks
+	have_swaks_tls
 	command -v stunnel4 >/dev/null || skip "stunnel4 not installed"
 	command -v tcpserver >/dev/null || skip "tcpserver not installed (apt-get install ucspi-tcp)"
 	PORT=$(free_port)

@@ -102,8 +102,7 @@ print(c.ehlo("client.example")[1].decode()); c.quit()' "$PORT"
 }
 
 @test "swaks --tls delivers a message over STARTTLS" {
-	command -v swaks >/dev/null || skip "swaks not installed"
-	perl -MNet::SSLeay -e 1 2>/dev/null || skip "swaks needs Net::SSLeay (libnet-ssleay-perl) for TLS"
+	have_swaks_tls
 	start_tls starttls
 	run -0 timeout 20 swaks --tls --server 127.0.0.1 --port "$PORT" \
 	    --helo client.example --from a@example.org --to jones@mx.example
@@ -136,8 +135,7 @@ print(c.ehlo("client.example")[1].decode()); c.quit()' "$PORT"
 }
 
 @test "swaks --tlsc (implicit TLS) delivers a message" {
-	command -v swaks >/dev/null || skip "swaks not installed"
-	perl -MNet::SSLeay -e 1 2>/dev/null || skip "swaks needs Net::SSLeay (libnet-ssleay-perl) for TLS"
+	have_swaks_tls
 	start_tls implicit
 	run -0 timeout 20 swaks --tlsc --server 127.0.0.1 --port "$PORT" \
 	    --helo client.example --from a@example.org --to jones@mx.example
