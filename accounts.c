@@ -19,7 +19,6 @@
 
 #include "accounts.h"
 #include "client.h"
-#include "smtpd.h"
 
 /*
  * smtpd.8, INPUT RULES: a local part that names a mailbox must stay in

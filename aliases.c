@@ -8,8 +8,15 @@
  * file once and keeps a hash index of where each entry begins (eight
  * bytes an entry); each later lookup reads only the entry it wants, so
  * expanding a long list costs one short read per member instead of one
- * pass over the file per member.  `smtpd -C' reads the whole table into
- * memory and checks it (aliases_check, at the end of this file).
+ * pass over the file per member.
+ *
+ * Offers: aliases_expand(), a name's mailboxes and forwards, depth-first
+ * with loops and nesting bounded (RCPT, VRFY, EXPN); the full-name search
+ * for VRFY; is_local_domain(); and aliases_check(), smtpd -C's reading of
+ * the whole table into memory (at the end of this file).
+ * Relies on: accounts.c for the names the table does not hold (without
+ * -T).  Never: writes anything but -C's report, or reads past an
+ * entry's bounds: a line too long is an entry skipped and reported.
  */
 #include <ctype.h>
 #include <errno.h>
@@ -385,16 +392,6 @@ struct walk {
 static char	 stack[2 * ENTRY_MAX];
 static char	 seen[MAX_SEEN][SMTP_LOCAL_MAX + 1];
 
-static uint32_t
-hash_name(const char *name)
-{
-	uint32_t h = 2166136261u;	/* FNV-1a */
-
-	for (; *name != '\0'; name++)
-		h = (h ^ (unsigned char)*name) * 16777619u;
-	return h;
-}
-
 static void
 slot_put(struct slot *tab, size_t size, struct slot sl)
 {
@@ -436,7 +433,7 @@ index_add(const char *name)
 		indexed = -1;
 		return 0;
 	}
-	sl.hash = hash_name(name);
+	sl.hash = name_hash(name);
 	sl.off1 = (uint32_t)ent.off + 1;
 	slot_put(slots, nslots, sl);
 	nused++;
@@ -460,7 +457,7 @@ index_build(void)
 static int
 lookup(const char *name)
 {
-	uint32_t h = hash_name(name);
+	uint32_t h = name_hash(name);
 	size_t i;
 
 	if (table_fd == -1)
@@ -520,7 +517,7 @@ no_route(const char *addr)
 }
 
 static int
-emit(struct walk *w, enum rcpt_kind kind, const char *name,
+emit(struct walk *w, enum target_kind kind, const char *name,
     const char *fullname)
 {
 	struct member m;
@@ -856,20 +853,10 @@ keep(unsigned long lineno, const char *fmt, va_list ap)
 	reports[nreports++].text = text;
 }
 
+/* A line of -C's report: warning, what may be meant (the table is still
+ * clean, exit 0); problem, what makes -C exit 1. */
 static void PRINTFLIKE(2, 3)
-problem(unsigned long lineno, const char *fmt, ...)
-{
-	va_list ap;
-
-	va_start(ap, fmt);
-	keep(lineno, fmt, ap);
-	va_end(ap);
-	nproblems++;
-}
-
-/* What may be meant: said, but the table is still clean (exit 0). */
-static void PRINTFLIKE(2, 3)
-warning(unsigned long lineno, const char *fmt, ...)
+report(unsigned long lineno, const char *fmt, ...)
 {
 	va_list ap;
 
@@ -877,6 +864,8 @@ warning(unsigned long lineno, const char *fmt, ...)
 	keep(lineno, fmt, ap);
 	va_end(ap);
 }
+#define warning(...)	report(__VA_ARGS__)
+#define problem(...)	(nproblems++, report(__VA_ARGS__))
 
 static int
 by_line(const void *a, const void *b)

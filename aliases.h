@@ -9,7 +9,7 @@
 #include "smtpd.h"
 
 struct member {			/* one place a table name leads to */
-	enum rcpt_kind	kind;	/* TARGET_MAILBOX or TARGET_FORWARD */
+	enum target_kind	kind;	/* TARGET_MAILBOX or TARGET_FORWARD */
 	char		name[SMTP_PATH_MAX + 1];
 	char		fullname[FULLNAME_MAX + 1];
 };

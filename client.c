@@ -1,12 +1,16 @@
 /*
- * client.c: every byte that crosses the connection, and the log.
+ * client.c: every byte that crosses the connection, the log, and the
+ * process, time and text helpers that the other files share.
  *
- * One buffered reader with a per-line deadline, one buffered writer,
- * and nothing else touches the client's descriptors.  They are given
- * to client_open() rather than fixed at 0 and 1, so that the session
- * can be driven from any descriptor: a file of recorded input in the
- * fuzzing harnesses (tests/fuzz/) is served exactly as a socket is.
- * Text from the client is made harmless here too (sanitize).
+ * Offers: one buffered reader with a per-line deadline and one buffered
+ * writer (client_*), given their descriptors by client_open() rather than
+ * fixed at 0 and 1, so that a fuzzing harness (tests/fuzz/) serves a file
+ * of recorded input exactly as a socket; log_msg(); spawn() for -F and
+ * -X, with the kill of a whole process group; deadlines on the monotonic
+ * clock, waits that SIGTERM cuts short, write_all(); and text helpers
+ * (sanitize, UTF-8, lower case, the one name hash).
+ * Relies on: conf alone.  Never: decides anything of SMTP, or lets a
+ * signal handler do more than note that it came.
  */
 #define _GNU_SOURCE		/* ppoll(), close_range() */
 #include <ctype.h>
@@ -16,6 +20,7 @@
 #include <poll.h>
 #include <signal.h>
 #include <stdarg.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -274,6 +279,17 @@ sanitize(char *s)
 	}
 }
 
+/* FNV-1a, 32 bits: the table's index, and a mailbox's byte of the queue. */
+uint32_t
+name_hash(const char *name)
+{
+	uint32_t h = 2166136261u;
+
+	for (; *name != '\0'; name++)
+		h = (h ^ (unsigned char)*name) * 16777619u;
+	return h;
+}
+
 /* Names are case-insensitive (smtpd.8, THE TABLE): lower case, cut to size. */
 void
 lowercase(char *dst, const char *src, size_t size)
@@ -338,37 +354,39 @@ close_from(int first)
 }
 
 /*
- * Split `line' at spaces into argv[0..max), the words kept in buf (size
- * bytes); the number of words, or -1 when there is none, too many or
- * the line does not fit.  -F's and -X's programs: no shell between.
+ * -F's or -X's `line' split at spaces into p; the number of words, or -1
+ * (and no argv[0]) when there is none, too many, or the line is too long.
  */
 int
-split_words(const char *line, char *buf, size_t size, char **argv,
-    size_t max)
+program_split(struct program *p, const char *line)
 {
 	char *w, *save = NULL;
 	size_t n = 0;
 
-	if (strlen(line) >= size)
+	p->argv[0] = NULL;
+	if (strlen(line) >= sizeof p->words)
 		return -1;
-	memcpy(buf, line, strlen(line) + 1);
-	for (w = strtok_r(buf, " ", &save); w != NULL;
+	memcpy(p->words, line, strlen(line) + 1);
+	for (w = strtok_r(p->words, " ", &save); w != NULL;
 	    w = strtok_r(NULL, " ", &save)) {
-		if (n == max)
+		if (n == PROGRAM_WORDS) {
+			p->argv[0] = NULL;
 			return -1;
-		argv[n++] = w;
+		}
+		p->argv[n++] = w;
 	}
-	argv[n] = NULL;
+	p->argv[n] = NULL;
 	return n == 0 ? -1 : (int)n;
 }
 
 /*
  * Run argv (searched along PATH) on in and out, /dev/null for a side
  * given as -1, with a clean start (smtpd.8, FORWARDING AND RELAYING): no
- * signal blocked, SIGPIPE fatal again, PATH alone in its environment
- * and then the variables of env (NULL for none), descriptors 0-2 alone (stderr /dev/null unless the log goes there),
- * in a process group of its own so that it can be killed whole, and
- * killed too should smtpd die first.  A program given seconds is killed
+ * signal blocked, SIGPIPE fatal again, PATH and then the variables of
+ * env (NULL for none) alone in its environment, descriptors 0-2 alone
+ * (stderr /dev/null unless the log goes there), in a process group of
+ * its own so that it can be killed whole, and killed too should smtpd
+ * die first.  A program given seconds is killed
  * by SIGALRM after them: a pending alarm survives execve().
  */
 pid_t
@@ -438,6 +456,22 @@ deadline_set(struct timespec *t, int seconds)
 	t->tv_sec += seconds;
 }
 
+#ifdef SMTPD_TEST_WAITS
+/* FIXED_WAIT() in the test build: the variable, if it is 0..seconds. */
+int
+test_wait(const char *var, int seconds)
+{
+	const char *v = getenv(var);
+	char *end;
+	long n;
+
+	if (v == NULL || *v == '\0')
+		return seconds;
+	n = strtol(v, &end, 10);
+	return *end == '\0' && n >= 0 && n <= seconds ? (int)n : seconds;
+}
+#endif
+
 /* The time left until `until' in *left; -1 when it has passed. */
 int
 deadline_left(const struct timespec *until, struct timespec *left)
@@ -495,6 +529,37 @@ fd_wait(int fd, short events, const struct timespec *until, int let_in)
 	struct pollfd pfd = { fd, events, 0 };
 
 	return fds_wait(&pfd, fd == -1 ? 0 : 1, until, let_in);
+}
+
+/*
+ * All n bytes of buf to fd, which may be non-blocking: a write cut by a
+ * signal is made again, and while fd is full the wait is fd_wait()'s,
+ * until `until'.  0, or LINE_TIMEOUT, LINE_TERM (a signal that ends the
+ * session), or LINE_EOF (the reader is gone: EPIPE, or any other error).
+ */
+int
+write_all(int fd, const void *buf, size_t n, const struct timespec *until)
+{
+	const char *p = buf;
+	ssize_t k;
+	int w;
+
+	while (n > 0) {
+		k = write(fd, p, n);
+		if (k > 0) {
+			p += k, n -= (size_t)k;
+			continue;
+		}
+		if (k == -1 && errno == EINTR)
+			continue;
+		if (k == -1 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+			if ((w = fd_wait(fd, POLLOUT, until, 1)) != 0)
+				return w;
+			continue;
+		}
+		return LINE_EOF;
+	}
+	return 0;
 }
 
 /*
@@ -557,17 +622,12 @@ client_flush(void)
 	if (olen == 0)
 		return 0;
 	deadline_set(&until, conf.timeout);
-	while (off < olen) {
-		if (out_sock)
-			n = send(out_fd, obuf + off, olen - off,
-			    MSG_DONTWAIT | MSG_NOSIGNAL);
-		else if (wait_fd(out_fd, 1, &until) == 0)
-			n = write(out_fd, obuf + off, olen - off);
-		else
-			return -1;
+	while (off < olen && out_sock) {
+		n = send(out_fd, obuf + off, olen - off,
+		    MSG_DONTWAIT | MSG_NOSIGNAL);
 		if (n > 0)
 			off += n;
-		else if (n == -1 && errno == ENOTSOCK && out_sock)
+		else if (n == -1 && errno == ENOTSOCK)
 			out_sock = 0;
 		else if (n == -1 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
 			if (wait_fd(out_fd, 1, &until) != 0)
@@ -575,6 +635,9 @@ client_flush(void)
 		} else if (n != -1 || errno != EINTR)
 			return -1;
 	}
+	if (off < olen && (wait_fd(out_fd, 1, &until) != 0 ||
+	    write_all(out_fd, obuf + off, olen - off, &until) != 0))
+		return -1;
 	olen = 0;
 	return 0;
 }

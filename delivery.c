@@ -1,5 +1,6 @@
 /*
- * delivery.c: mailboxes (smtpd.8, MAILBOX FORMAT and LOCKING).
+ * delivery.c: mailboxes (smtpd.8, MAILBOX FORMAT), the -F
+ * forward, and terminals.
  *
  * A message goes to all its mailboxes or to none.  Each is locked the
  * way Debian Policy 11.6, Dovecot and mutt lock an mbox on Linux:
@@ -16,14 +17,21 @@
  * directory, a FIFO, a symbolic link, a mailbox made in advance, is
  * judged by its type and owner before anything it says is believed.
  *
- * Terminals (SEND, SOML, SAML) are at the end of the file.
+ * Offers: delivery_deliver(), one transaction's message as its mode says
+ * (mailboxes, the -F program while they are still locked, terminals,
+ * which are at the end of the file), with the reason of a failure;
+ * delivery_trace(), the Return-Path:/Received: that heads every copy.
+ * Relies on: priv.c to have checked the envelope, message.c to check
+ * the framing again as it copies, accounts.c for each mailbox's owner.
+ * Never: delivers in the dialogue's process (delivery_trace() alone
+ * serves it, for -X), follows a symbolic link in the spool, or reports
+ * success before every copy is on disk.
  */
 #define _GNU_SOURCE		/* sync_file_range(), O_PATH */
 #include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
-#include <poll.h>
 #include <signal.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -48,8 +56,10 @@
 #include "message.h"
 #include "smtpd.h"
 
-#define LOCK_WAIT	60		/* smtpd.8: seconds, then 451 */
-#define LOCK_STALE	300		/* smtpd.8: a dot-lock this old is dead */
+/* smtpd.8, MAILBOX FORMAT: seconds for all the locks, then 451; the age at
+ * which another host's dot-lock is taken to be dead */
+#define LOCK_WAIT	FIXED_WAIT("LOCK_WAIT", 60)
+#define LOCK_STALE	FIXED_WAIT("LOCK_STALE", 300)
 #define BACKOFF_MIN_US	100
 #define BACKOFF_MAX_US	20000
 #define COPY_STEP	(4 << 20)	/* bytes copied between writeback starts */
@@ -484,7 +494,7 @@ take_dotlock(struct mailbox *mb, struct leftover *lo, char *why,
 }
 
 /*
- * The three locks of smtpd.8, LOCKING, in Debian's order, each tried
+ * The three locks of smtpd.8, MAILBOX FORMAT, in Debian's order, each tried
  * once without blocking; when one is busy, those already taken are let
  * go, so that smtpd never waits for a lock while it holds another (a
  * Dovecot holding fcntl() and waiting for the dot-lock would otherwise
@@ -846,11 +856,7 @@ queue_open(void)
 static off_t
 queue_byte(const char *name)
 {
-	unsigned long h = 2166136261UL;		/* FNV-1a */
-
-	for (; *name != '\0'; name++)
-		h = ((h ^ (unsigned char)*name) * 16777619UL) & 0xffffffffUL;
-	return (off_t)(h & 0x7fffffffUL);
+	return (off_t)(name_hash(name) & 0x7fffffffUL);
 }
 
 /* Wait for one byte's lock until `until'; 0 when it is ours. */
@@ -1269,26 +1275,7 @@ collect(const struct target *t, size_t nt)
  * process group.  It runs while the mailboxes are still locked, so that its
  * failure can take their copies back.
  */
-#define FORWARD_WORDS	32
-
-static char	*fwd_argv[FORWARD_WORDS + 4 + MAX_TARGETS + 1];
-
-/* -F's value, split at spaces; -1 when it has no word or too many. */
-int
-delivery_forward_words(const char *program)
-{
-	static char words[4096];
-
-	return split_words(program, words, sizeof words, fwd_argv,
-	    FORWARD_WORDS);
-}
-
-/* The program -F names, once delivery_forward_words() has split it. */
-const char *
-delivery_forward_program(void)
-{
-	return fwd_argv[0];
-}
+static char	*fwd_argv[PROGRAM_WORDS + 4 + MAX_TARGETS + 1];
 
 /* The program's input: written without blocking, within its deadline. */
 struct pipe_out {
@@ -1301,24 +1288,9 @@ static int
 to_pipe(void *arg, const char *p, size_t n)
 {
 	struct pipe_out *po = arg;
-	ssize_t k;
 
-	while (n > 0) {
-		k = write(po->fd, p, n);
-		if (k > 0) {
-			p += k, n -= k;
-			continue;
-		}
-		if (k == -1 && errno == EINTR)
-			continue;
-		if (k == -1 && errno == EAGAIN &&
-		    (po->why = fd_wait(po->fd, POLLOUT, po->until, 1)) == 0)
-			continue;
-		if (po->why == 0)
-			po->why = LINE_EOF;	/* it closed its input */
-		return -1;
-	}
-	return 0;
+	/* LINE_EOF: it closed its input */
+	return (po->why = write_all(po->fd, p, n, po->until)) == 0 ? 0 : -1;
 }
 
 /*
@@ -1344,13 +1316,13 @@ forward_wait(pid_t pid, const struct timespec *until)
 }
 
 /* The words of the program's command line: -F's, then the envelope. */
-static size_t
+static void
 forward_argv(const char *sender, const struct target *t, size_t nt)
 {
 	size_t i, n, words;
 
-	for (words = 0; fwd_argv[words] != NULL; words++)
-		;
+	for (words = 0; conf.forward_cmd.argv[words] != NULL; words++)
+		fwd_argv[words] = conf.forward_cmd.argv[words];
 	n = words;
 	fwd_argv[n++] = "-f";
 	fwd_argv[n++] = sender[0] != '\0' ? (char *)sender : "<>";
@@ -1359,7 +1331,6 @@ forward_argv(const char *sender, const struct target *t, size_t nt)
 		if (t[i].kind == TARGET_FORWARD)
 			fwd_argv[n++] = (char *)t[i].name;
 	fwd_argv[n] = NULL;
-	return words;
 }
 
 static enum delivery_status
@@ -1368,7 +1339,7 @@ forward(const char *sender, const struct target *t, size_t nt,
 {
 	struct timespec until;
 	struct pipe_out po = { -1, &until, 0 };
-	size_t i, words;
+	size_t i;
 	int fds[2], wrote, status;
 	pid_t pid = 0;	/* stays 0 when there is no pipe */
 
@@ -1376,7 +1347,7 @@ forward(const char *sender, const struct target *t, size_t nt,
 		;
 	if (i == nt)
 		return DELIVERY_OK;	/* nothing to forward */
-	words = forward_argv(sender, t, nt);
+	forward_argv(sender, t, nt);
 	deadline_set(&until, conf.timeout);
 	if (pipe_cloexec(fds) == -1 ||
 	    (pid = spawn(fwd_argv, NULL, fds[0], -1, 0)) == -1) {
@@ -1406,7 +1377,6 @@ forward(const char *sender, const struct target *t, size_t nt,
 		    "did not read the message" : WIFSIGNALED(status) ?
 		    "was killed" : "failed");
 	}
-	fwd_argv[words] = NULL;
 	return status == 0 ? DELIVERY_OK : DELIVERY_FORWARD;
 }
 
@@ -1417,7 +1387,8 @@ forward(const char *sender, const struct target *t, size_t nt,
  * says which mailbox, or the program, and what happened.
  */
 static enum delivery_status
-mailboxes(const char *sender, const struct target *t, size_t nt,
+mailboxes_and_forward(const char *sender, const struct target *t,
+    size_t nt,
     const char *head, size_t headlen, struct message *m, char *why,
     size_t size)
 {
@@ -1463,7 +1434,7 @@ mailboxes(const char *sender, const struct target *t, size_t nt,
  * can be triggered by a stranger.  A terminal that blocks is given up after
  * TTY_WAIT seconds.
  */
-#define TTY_WAIT	10		/* seconds for one terminal, in all */
+#define TTY_WAIT	FIXED_WAIT("TTY_WAIT", 10) /* one terminal, in all */
 #define TTY_LINES	100		/* lines of the message shown */
 #define TTY_BYTES	16384		/* bytes of the message shown */
 
@@ -1480,32 +1451,11 @@ struct tty_out {
 	size_t		 lines, shown;	/* of the message */
 };
 
-static int
-tty_wait(struct tty_out *t)
-{
-	struct timespec left;
-	struct pollfd pfd = { t->fd, POLLOUT, 0 };
-
-	if (deadline_left(&t->until, &left) == -1)
-		return -1;
-	return poll(&pfd, 1, (int)(left.tv_sec * 1000 +
-	    left.tv_nsec / 1000000) + 1) == 1 ? 0 : -1;
-}
-
 static void
 tty_flush(struct tty_out *t)
 {
-	size_t off = 0;
-	ssize_t n;
-
-	while (off < t->len && !t->failed) {
-		n = write(t->fd, t->buf + off, t->len - off);
-		if (n > 0)
-			off += n;
-		else if (n == -1 && errno != EINTR &&
-		    (errno != EAGAIN || tty_wait(t) == -1))
-			t->failed = 1;	/* else: try again */
-	}
+	if (!t->failed && write_all(t->fd, t->buf, t->len, &t->until) != 0)
+		t->failed = 1;
 	t->len = 0;
 }
 
@@ -1807,8 +1757,8 @@ delivery_deliver(struct envelope *env, struct message *m, struct outcome *out)
 	}
 	if (env->mode == MODE_SOML)
 		(void)to_terminals(env, m, NOTE_CUT, out);
-	out->status = mailboxes(env->sender, env->targets, env->ntargets, head,
-	    len, m, out->why, sizeof out->why);
+	out->status = mailboxes_and_forward(env->sender, env->targets,
+	    env->ntargets, head, len, m, out->why, sizeof out->why);
 	if (out->status == DELIVERY_OK && env->mode == MODE_SAML)
 		(void)to_terminals(env, m, NOTE_IN_BOX, out);
 	return out->status;

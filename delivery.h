@@ -22,8 +22,6 @@ struct outcome {
 enum delivery_status	delivery_deliver(struct envelope *,
 			    struct message *, struct outcome *);
 size_t	delivery_trace(const struct envelope *, char *, size_t);
-int	delivery_forward_words(const char *);
-const char	*delivery_forward_program(void);
 int	delivery_terminals(const char *, const char *, const char *,
 	    const struct message *);
 

@@ -4,12 +4,13 @@
  * message written to the filter while its output is read, both bounded
  * in time and size, and the verdict taken from its exit status.
  *
- * Offers filter_words() at start-up and filter_run() once a message is
- * read.  Relies on client.c's spawn() (the -U account, a process group,
- * PATH and the envelope alone, descriptors 0-2 alone), delivery.c's
- * trace header and message.c's header-field check.  Runs in the dialogue,
- * never as root; never delivers, never answers the client, and lets none
- * of the filter's output through that message_header_fields() refuses.
+ * Offers filter_run(), once a message is read; its command is conf's,
+ * split at start-up.  Relies on client.c's spawn() (the -U account, a
+ * process group, PATH and the envelope alone, descriptors 0-2 alone),
+ * delivery.c's trace header and message.c's header-field check.  Runs in
+ * the dialogue, never as root; never delivers, never answers the client,
+ * and lets none of the filter's output through that
+ * message_header_fields() refuses.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -28,27 +29,8 @@
 #include "message.h"
 #include "smtpd.h"
 
-#define FILTER_WORDS	32
 #define ENV_MAX		(128 * 1024)	/* Linux's bound on one variable */
 #define REFUSAL_MAX	200		/* of the filter's line, in a 554 */
-
-static char	*filter_argv[FILTER_WORDS + 1];
-
-/* -X's value, split at spaces; -1 when it has no word or too many. */
-int
-filter_words(const char *program)
-{
-	static char words[4096];
-
-	return split_words(program, words, sizeof words, filter_argv,
-	    FILTER_WORDS);
-}
-
-const char *
-filter_program(void)
-{
-	return filter_argv[0];
-}
 
 /* One run of the filter, as filter_run() follows it. */
 struct run {
@@ -109,7 +91,11 @@ wait_io(struct run *r, int writing, const struct timespec *until)
 	return drain(r);
 }
 
-/* message_fn: a piece of the message to the filter, its output read. */
+/*
+ * message_fn: a piece of the message to the filter, its output read.
+ * Not write_all(): while the filter's input is full, its output must be
+ * drained, or a filter that writes as it reads would never read again.
+ */
 static int
 feed(void *arg, const char *p, size_t n)
 {
@@ -195,7 +181,7 @@ start(struct run *r, char *const env[])
 		(void)close(in[0]), (void)close(in[1]);
 		return -1;
 	}
-	r->pid = spawn(filter_argv, env, in[0], out[1], 0);
+	r->pid = spawn(conf.filter_cmd.argv, env, in[0], out[1], 0);
 	(void)close(in[0]), (void)close(out[1]);
 	if (r->pid == -1) {
 		(void)close(in[1]), (void)close(out[0]);
@@ -345,7 +331,7 @@ filter_run(const struct envelope *env, char (*rcpt)[SMTP_PATH_MAX + 1],
 	    FILTER_TIME);
 	if (start(&r, vars) == -1) {
 		(void)snprintf(res->text, sizeof res->text, "cannot start %s: "
-		    "%s", filter_argv[0], strerror(errno));
+		    "%s", conf.filter_cmd.argv[0], strerror(errno));
 		return;
 	}
 	if ((feed(&r, trace, len) == 0 && message_each(m, EACH_SENT, feed, &r)

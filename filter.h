@@ -18,8 +18,6 @@ struct filter_result {
 	char	 headers[FILTER_HEADERS_MAX + 2];	/* fields to add */
 };
 
-int	filter_words(const char *);
-const char *filter_program(void);
 void	filter_run(const struct envelope *, char (*)[SMTP_PATH_MAX + 1],
 	    size_t, const struct message *, struct filter_result *);
 

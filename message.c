@@ -15,9 +15,16 @@
  *   quote:  mboxrd: '>' before every line matching ^>*From
  *           (smtpd.8, MAILBOX FORMAT).
  *
- * The result, with LF line ends, stays in m->buf while it fits; beyond that
- * it goes to a temporary file, unlinked at once (smtpd.8, INPUT RULES):
- * memory does not grow with the message.
+ * Offers: message_begin/feed/end, which build it; message_each(), which
+ * hands it out as the client sent it or in mboxo's quoting (-b mboxo,
+ * the -X filter, the -F program, terminals); message_check(), which
+ * delivery runs over the copy it makes, so that the deliverer trusts no
+ * framing the dialogue made; message_header_fields(), for -X's output.
+ * The result, with LF line ends, stays in m->buf while it fits; beyond
+ * that it goes to a temporary file, unlinked at once (smtpd.8, INPUT
+ * RULES): memory does not grow with the message.
+ * Relies on: TMPDIR (or /tmp) for that file.  Never: reads the client or
+ * writes a mailbox itself.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -28,7 +35,6 @@
 #include <unistd.h>
 
 #include "message.h"
-#include "smtpd.h"
 
 enum wire { W_BOL, W_DOT, W_DOT_CR, W_TEXT, W_CR };
 enum head { H_BOL, H_NAME, H_PASS, H_DROP };

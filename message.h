@@ -7,9 +7,9 @@
 #define MESSAGE_H
 
 #include <stddef.h>
-#include "smtpd.h"
 
-#define RECEIVED_LIMIT	100	/* smtpd.8, INPUT RULES: more Received: is a mail loop */
+/* smtpd.8, INPUT RULES: more Received: fields than this is a mail loop */
+#define RECEIVED_LIMIT	100
 /* Sticky outcomes of reading a message. */
 enum msg_error {
 	MSG_OK, MSG_BARE_EOL, MSG_NUL, MSG_TOO_BIG, MSG_LOOP, MSG_IO

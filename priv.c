@@ -39,7 +39,6 @@
 #include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
-#include <sys/uio.h>
 #include <sys/wait.h>
 #include <syslog.h>
 #include <time.h>
@@ -516,7 +515,7 @@ priv_decode_delivery(const unsigned char *p, size_t len, int fd,
 	if ((env->ntargets = get_u32(&r)) > MAX_TARGETS)
 		r.bad = 1;
 	for (i = 0; !r.bad && i < env->ntargets; i++) {
-		env->targets[i].kind = (enum rcpt_kind)get_u32(&r);
+		env->targets[i].kind = (enum target_kind)get_u32(&r);
 		get_str(&r, env->targets[i].name, sizeof env->targets[i].name);
 	}
 	spooled = (uint64_t)get_u32(&r) << 32;
@@ -539,7 +538,7 @@ priv_decode_delivery(const unsigned char *p, size_t len, int fd,
 	return *why == NULL ? 0 : -1;
 }
 
-/* --- the parent ------------------------------------------------------------ */
+/* --- the parent --------------------------------------------------------- */
 
 /*
  * An answer to the dialogue, -1 if it could not be written within -t.

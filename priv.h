@@ -6,7 +6,6 @@
 #define PRIV_H
 
 #include <stddef.h>
-#include <stdint.h>
 
 struct envelope;
 struct message;

@@ -7,9 +7,15 @@
  * last row; one table of extensions drives EHLO's keywords and MAIL's
  * parameters.  reply() writes every reply of a session (session_refuse()
  * the one answer of a start-up that failed); it counts the client's
- * errors and ends the session after any 421.  The -X filter's verdict
- * (filter.c) comes before the deliverer is asked.  Everything a session
- * holds is sized before the greeting: nothing here calls malloc() again.
+ * errors and ends the session after any 421.
+ *
+ * Offers: session_run(), the whole dialogue of one connection, and
+ * session_refuse().  Relies on: client.c for every byte, aliases.c for
+ * what a local name means, filter.c for -X's verdict, which comes before
+ * the deliverer is asked, and priv.c to reach the deliverer.  Never:
+ * touches the spool or runs as root (it is the child of the split), or
+ * calls malloc(): everything a session holds is sized before the
+ * greeting.
  */
 #include <ctype.h>
 #include <errno.h>
@@ -21,7 +27,6 @@
 #include <strings.h>
 #include <syslog.h>
 #include <time.h>
-#include <unistd.h>
 
 #include "accounts.h"
 #include "aliases.h"
@@ -439,7 +444,10 @@ domain_char(unsigned char c)
 	return isalnum(c) || c == '-' || c >= 0x80;
 }
 
-/* A domain or an address literal at *p, up to `end' bytes; NULL if bad. */
+/*
+ * A domain or an address literal at p, of at most SMTP_DOMAIN_MAX bytes;
+ * the byte after it, or NULL when it is not one.
+ */
 static const char *
 parse_domain(const char *p)
 {
@@ -780,7 +788,7 @@ cmd_saml(struct session *s, char *arg)
 
 /* A target once: `bob' and `Bob' are one mailbox (smtpd.8, INPUT RULES). */
 static int
-add_target(struct session *s, enum rcpt_kind kind, const char *name)
+add_target(struct session *s, enum target_kind kind, const char *name)
 {
 	size_t i;
 
@@ -848,10 +856,62 @@ log_table_trouble(const char *name, unsigned flags)
 }
 
 /*
+ * RCPT's answer for a local name, from what the table told (kind, flags)
+ * and the members it gathered: 250, 251 (one remote member, forwarded),
+ * or the code of a refusal.
+ */
+static int
+rcpt_code(struct session *s, enum expand kind, unsigned flags,
+    const struct gather *g, const struct user *u, size_t before)
+{
+	if (flags & EXPAND_FULL)
+		return 452;
+	if (flags & EXPAND_TRY_LATER)
+		return 451;	/* never 550 for want of an answer */
+	if (kind == EXPAND_LIST && g->local + g->remote == 0)
+		return 550;	/* a loop, or members that are nobody */
+	if (g->local == 0 && g->remote > 0 && conf.forward == NULL)
+		return 551;
+	if (s->tx.env.mode == MODE_SEND && (kind == EXPAND_USER ?
+	    priv_terminals(u->name) == 0 : !at_terminal(s, before)))
+		return 450;
+	if (kind == EXPAND_LIST && g->local == 0 && g->remote == 1 &&
+	    conf.forward != NULL)
+		return 251;
+	return 250;
+}
+
+/* The reply for a refusal that rcpt_code() gave. */
+static void
+rcpt_refuse(struct session *s, int code, const char *name,
+    const struct address *a, const struct gather *g)
+{
+	switch (code) {
+	case 450:
+		reply(s, REPLY_NOT_ACTIVE);	/* RFC 821 4.1.1 */
+		break;
+	case 451:
+		log_msg(LOG_WARNING, "RCPT %s: the system's accounts could "
+		    "not be asked; 451", name);
+		reply(s, REPLY_LOCAL, "cannot look up the account now");
+		break;
+	case 452:
+		reply(s, REPLY_TOO_MANY);
+		break;
+	case 551:
+		reply(s, REPLY_NOT_LOCAL, g->first_remote);
+		break;
+	default:
+		reply(s, REPLY_NOWHERE, a->text);
+		break;
+	}
+}
+
+/*
  * A local recipient, through the table (smtpd.8, THE TABLE and FORWARDING
  * AND RELAYING): a user, an alias or a list, or the postmaster (RFC 5321
  * 4.5.1).  Returns the reply to give, 250 or 251 (forward_to set), or -1
- * when refused (replied).
+ * when refused (replied, and the targets it added taken off again).
  */
 static int
 local_recipient(struct session *s, const struct address *a)
@@ -862,7 +922,7 @@ local_recipient(struct session *s, const struct address *a)
 	enum expand kind;
 	unsigned flags;
 	struct user u;
-	int code = 250;
+	int code;
 
 	if (strlen(a->local) > SMTP_LOCAL_MAX || !mailbox_name_ok(a->local)) {
 		reply(s, REPLY_BAD_BOX, a->text);
@@ -880,50 +940,18 @@ local_recipient(struct session *s, const struct address *a)
 		break;
 	case EXPAND_LIST:
 		log_table_trouble(name, flags);
-		if (g.local == 0 && g.remote == 1 && conf.forward != NULL)
-			code = 251;
 		break;
 	case EXPAND_UNSURE:
 		flags = EXPAND_TRY_LATER;
 		break;
 	}
-	if (flags & EXPAND_FULL)
-		code = 452;
-	else if (flags & EXPAND_TRY_LATER)
-		code = 451;	/* never 550 for want of an answer */
-	else if (kind == EXPAND_LIST && g.local + g.remote == 0)
-		code = 550;	/* a loop, or members that are nobody */
-	else if (g.local == 0 && g.remote > 0 && conf.forward == NULL)
-		code = 551;
-	else if (s->tx.env.mode == MODE_SEND && (kind == EXPAND_USER ?
-	    priv_terminals(u.name) == 0 :
-	    !at_terminal(s, before)))
-		code = 450;
-	switch (code) {
-	case 251:
+	code = rcpt_code(s, kind, flags, &g, &u, before);
+	if (code == 251)
 		(void)snprintf(s->tx.forward_to, sizeof s->tx.forward_to, "%s",
 		    g.first_remote);
-		/* FALLTHROUGH */
-	case 250:
+	if (code == 250 || code == 251)
 		return code;
-	case 450:
-		reply(s, REPLY_NOT_ACTIVE);	/* RFC 821 4.1.1 */
-		break;
-	case 451:
-		log_msg(LOG_WARNING, "RCPT %s: the system's accounts could "
-		    "not be asked; 451", name);
-		reply(s, REPLY_LOCAL, "cannot look up the account now");
-		break;
-	case 452:
-		reply(s, REPLY_TOO_MANY);
-		break;
-	case 551:
-		reply(s, REPLY_NOT_LOCAL, g.first_remote);
-		break;
-	default:
-		reply(s, REPLY_NOWHERE, a->text);
-		break;
-	}
+	rcpt_refuse(s, code, name, a, &g);
 	s->tx.env.ntargets = before;
 	return -1;
 }

@@ -1,10 +1,15 @@
 /*
- * smtpd.c: start-up, options, the client's bytes and the log.
+ * smtpd.c: start-up (smtpd.8, DESCRIPTION and ENVIRONMENT).
  *
- * One process serves one connection handed over as standard input and
- * output by inetd, systemd, tcpserver or a terminal.  This file reads the
- * command line and the environment into `conf', checks what they name,
- * and hands the connection to the session (client.c, session.c).
+ * One process serves one connection, handed over as standard input and
+ * output by inetd, systemd, tcpserver or a terminal.  Offers main(): the
+ * command line and the environment read into `conf' once; what they name
+ * checked (the spool, the utmp file, the table, the -U account, the -F
+ * and -X programs; with -C all of it and each entry of the table); then
+ * the session split in two (priv.c) and the dialogue run (session.c).
+ * Relies on each module to open what it needs (aliases_open, tls_init).
+ * Never: reads the client's bytes, or writes to the client but through
+ * session_refuse(), the 421 that a failed start-up owes it.
  */
 #include <arpa/inet.h>
 #include <dirent.h>
@@ -13,16 +18,13 @@
 #include <limits.h>
 #include <netinet/in.h>
 #include <paths.h>
-#include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/select.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <syslog.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "accounts.h"
@@ -90,17 +92,21 @@ config_problem(const char *fmt, const char *arg)
 	nproblems++;
 }
 
+/* The number of option -opt, from min to max, or a configuration error. */
 static long long
-number(const char *arg, long long max)
+number(int opt, const char *arg, long long min, long long max)
 {
-	char *end;
+	char *end, why[SMTP_LINE_MAX];
 	long long n;
 
 	errno = 0;
 	n = strtoll(arg, &end, 10);
 	if (*arg < '0' || *arg > '9' || *end != '\0' || errno != 0 ||
-	    n < 1 || n > max)
-		fail_config("bad number: %s", arg);
+	    n < min || n > max) {
+		(void)snprintf(why, sizeof why, "-%c %%s: not a number from "
+		    "%lld to %lld", opt, min, max);
+		fail_config(why, arg);
+	}
 	return n;
 }
 
@@ -127,8 +133,12 @@ mailbox_format(const char *arg)
 		fail_config("-b %s: mboxrd or mboxo", arg);
 }
 
+/*
+ * Before the options: the defaults, and -C, which must be known first
+ * because it says where the reason for a bad option goes.
+ */
 static void
-parse_options(int argc, char **argv)
+option_defaults(int argc, char **argv)
 {
 	int c;
 
@@ -139,9 +149,17 @@ parse_options(int argc, char **argv)
 	conf.timeout = DEFAULT_TIMEOUT;
 	opterr = 0;	/* getopt's messages would reach the client */
 	while ((c = getopt(argc, argv, OPTIONS)) != -1)
-		if (c == 'C')	/* first: where a bad option's reason goes */
+		if (c == 'C')
 			checking = conf.log_stderr = 1;
 	optind = 1;
+}
+
+static void
+parse_options(int argc, char **argv)
+{
+	int c;
+
+	option_defaults(argc, argv);
 	while ((c = getopt(argc, argv, OPTIONS)) != -1) {
 		switch (c) {
 		case 'e': conf.log_stderr = 1; break;
@@ -158,13 +176,14 @@ parse_options(int argc, char **argv)
 		case 'd': add_domain(optarg); break;
 		case 'a': conf.table = optarg; conf.table_given = 1; break;
 		case 'm': conf.spool = optarg; break;
-		case 's': conf.maxsize = number(optarg, LLONG_MAX / 2); break;
-		case 'r': conf.maxrcpt = number(optarg, MAX_TARGETS); break;
-		case 't': conf.timeout = number(optarg, 86400); break;
+		case 's': conf.maxsize = number(c, optarg, 1, LLONG_MAX / 2);
+		    break;
+		case 'r': conf.maxrcpt = number(c, optarg, 1, MAX_TARGETS); break;
+		case 't': conf.timeout = number(c, optarg, 1, 86400); break;
 		case 'F': conf.forward = optarg; break;
 		case 'X': conf.filter = optarg; break;
-		case 'g': conf.greet_pause = strcmp(optarg, "0") == 0 ? 0 :
-		    (int)number(optarg, GREET_PAUSE_MAX); break;
+		case 'g': conf.greet_pause = number(c, optarg, 0, GREET_PAUSE_MAX);
+		    break;
 		case 'u': conf.utmp = optarg; break;
 		case 'b': mailbox_format(optarg); break;
 		case 'U': conf.user = optarg; break;
@@ -173,10 +192,12 @@ parse_options(int argc, char **argv)
 	}
 	if (optind != argc)
 		usage();
-	if (conf.forward != NULL && delivery_forward_words(conf.forward) == -1)
+	if (conf.forward != NULL &&
+	    program_split(&conf.forward_cmd, conf.forward) == -1)
 		config_problem("-F %s: no program, or too many words",
 		    conf.forward);
-	if (conf.filter != NULL && filter_words(conf.filter) == -1)
+	if (conf.filter != NULL &&
+	    program_split(&conf.filter_cmd, conf.filter) == -1)
 		config_problem("-X %s: no program, or too many words",
 		    conf.filter);
 }
@@ -413,14 +434,13 @@ check_spool_rights(void)
 static NORETURN void
 check_all(void)
 {
-	const char *prog;
+	const char *fwd = conf.forward_cmd.argv[0];
+	const char *flt = conf.filter_cmd.argv[0];
 
-	if (conf.forward != NULL && delivery_forward_words(conf.forward) > 0 &&
-	    !runnable(prog = delivery_forward_program()))
-		config_problem("-F: cannot run %s", prog);
-	if (conf.filter != NULL && filter_words(conf.filter) > 0 &&
-	    !runnable(prog = filter_program()))
-		config_problem("-X: cannot run %s", prog);
+	if (fwd != NULL && !runnable(fwd))
+		config_problem("-F: cannot run %s", fwd);
+	if (flt != NULL && !runnable(flt))
+		config_problem("-X: cannot run %s", flt);
 	check_spool_rights();
 	nproblems += aliases_check(conf.table);
 	exit(nproblems == 0 ? 0 : 1);

@@ -11,7 +11,6 @@
 
 #include <stddef.h>
 #include <sys/types.h>
-#include <time.h>
 
 #define SMTPD_VERSION	"0.1"
 
@@ -34,6 +33,16 @@
 #define TLS_FACT_CHARS	"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz" \
 			"0123456789._-"
 
+/*
+ * -F's or -X's command, split at spaces once at start-up (no shell
+ * between): argv[0] is NULL when it has no word, or too many.
+ */
+#define PROGRAM_WORDS	32
+struct program {
+	char	*argv[PROGRAM_WORDS + 1];
+	char	 words[4096];
+};
+
 struct config {
 	const char	*name;			/* -n: our host name */
 	const char	*domains[MAX_DOMAINS];	/* -d, or name + localhost */
@@ -48,7 +57,9 @@ struct config {
 	int		 no_vrfy;		/* -V */
 	int		 no_expn;		/* -E */
 	const char	*forward;		/* -F */
+	struct program	 forward_cmd;
 	const char	*filter;		/* -X */
+	struct program	 filter_cmd;
 	int		 greet_pause;		/* -g, seconds */
 	const char	*utmp;			/* -u */
 	int		 mboxo;			/* -b mboxo */
@@ -73,11 +84,11 @@ struct user {
 };
 
 /* TARGET_SENT: SOML reached the user's terminal; no mailbox copy. */
-enum rcpt_kind { TARGET_MAILBOX, TARGET_FORWARD, TARGET_SENT };
+enum target_kind { TARGET_MAILBOX, TARGET_FORWARD, TARGET_SENT };
 
 /* One place a message goes: a local mailbox or a forwarding address. */
 struct target {
-	enum rcpt_kind	kind;
+	enum target_kind	kind;
 	char		name[SMTP_PATH_MAX + 1];
 };
 

@@ -2,14 +2,16 @@
  * tls.c: TLS through a UCSPI-TLS wrapper (smtpd.8, TLS).
  *
  * smtpd holds no key and does no cryptography: a wrapper (s6-ucspitlsd,
- * sslserver -n) owns the TLS stack and hands smtpd three descriptors,
- * a control socket and the two ends to use once TLS is up.  This file
- * is the one place that speaks to the wrapper, which is why it has a
- * room of its own: it reads the descriptors from the environment at
- * start, says whether STARTTLS may be offered, and, once the client
- * asked and has been told 220, starts TLS and moves the session over.
- * It relies on client.c for the switch of descriptors (client_open
- * drops what the client sent in clear) and never reads the network.
+ * sslserver -n) owns the TLS stack and hands smtpd three descriptors, a
+ * control socket and the two ends to use once TLS is up.  It has a room
+ * of its own because it is the one place that speaks to the wrapper.
+ * Offers: tls_init(), which reads the descriptors from the environment;
+ * whether STARTTLS may be offered or is required; tls_start(), once the
+ * client asked and has been told 220, which starts TLS and moves the
+ * session over; the protocol and cipher for Received:.
+ * Relies on: client.c for the switch of descriptors (client_open drops
+ * whatever the client sent in clear).  Never: reads the network, or
+ * believes a fact of the wrapper's before cleaning it (TLS_FACT_CHARS).
  */
 #include <errno.h>
 #include <fcntl.h>

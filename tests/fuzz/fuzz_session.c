@@ -79,7 +79,8 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	conf.no_vrfy = (data[0] & 4) != 0;
 	conf.no_expn = (data[0] & 8) != 0;
 	conf.forward = (data[0] & 16) != 0 ? "true -x" : NULL;
-	if (conf.forward != NULL && delivery_forward_words(conf.forward) == -1)
+	if (conf.forward != NULL &&
+	    program_split(&conf.forward_cmd, conf.forward) == -1)
 		__builtin_trap();
 	in = fuzz_file("input", data + 1, size - 1);
 	client_open(in, null_fd);
