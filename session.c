@@ -106,9 +106,6 @@ static struct session sess;
 static void	cmd_helo(struct session *, char *);
 static void	cmd_ehlo(struct session *, char *);
 static void	cmd_mail(struct session *, char *);
-static void	cmd_send(struct session *, char *);
-static void	cmd_soml(struct session *, char *);
-static void	cmd_saml(struct session *, char *);
 static void	cmd_rcpt(struct session *, char *);
 static void	cmd_data(struct session *, char *);
 static void	cmd_rset(struct session *, char *);
@@ -129,11 +126,11 @@ static const struct command commands[] = { /* verb, needs, counts, run, HELP */
 	{ "EHLO", 0,	     0,	       cmd_ehlo, "EHLO <domain>" },
 	{ "MAIL", SENDER,    0,	       cmd_mail, "MAIL FROM:<path> [SIZE=n] "
 	    "[BODY=7BIT|8BITMIME] [SMTPUTF8]" },
-	{ "SEND", SENDER,    0,	       cmd_send, "SEND FROM:<path> "
+	{ "SEND", SENDER,    0,	       cmd_mail, "SEND FROM:<path> "
 	    "[parameters] (to the user's terminal)" },
-	{ "SOML", SENDER,    0,	       cmd_soml, "SOML FROM:<path> "
+	{ "SOML", SENDER,    0,	       cmd_mail, "SOML FROM:<path> "
 	    "[parameters] (terminal, or else mailbox)" },
-	{ "SAML", SENDER,    0,	       cmd_saml, "SAML FROM:<path> "
+	{ "SAML", SENDER,    0,	       cmd_mail, "SAML FROM:<path> "
 	    "[parameters] (terminal and mailbox)" },
 	{ "RCPT", HAVE_MAIL, COUNT_REFUSALS, cmd_rcpt, "RCPT TO:<path>" },
 	{ "DATA", HAVE_RCPT, 0,	       cmd_data, "DATA (then the message, "
@@ -724,22 +721,31 @@ mail_param(struct session *s, char *param, struct mail_params *mp)
 	return -1;
 }
 
-/* RFC 5321 4.1.1.2: MAIL, and RFC 821's SEND, SOML and SAML alike. */
+/*
+ * RFC 5321 4.1.1.2: MAIL, and RFC 821's SEND, SOML and SAML alike; the
+ * verb being run says which (enum mode's order).
+ */
 static void
-start_transaction(struct session *s, char *arg, enum mode mode,
-    const char *verb)
+cmd_mail(struct session *s, char *arg)
 {
+	static const char *const verbs[] = { "MAIL", "SEND", "SOML", "SAML" };
+	enum mode mode = MODE_MAIL;
 	struct address a;
 	struct mail_params mp = { 0, 0, 0 };
 	const char *why;
-	char *param;
+	char *param, usage[48];
+
+	while (mode < MODE_SAML && strcmp(s->conn.cmd->verb, verbs[mode]) != 0)
+		mode++;
 
 	if (s->tx.have & HAVE_MAIL) {
 		reply(s, REPLY_NESTED);
 		return;
 	}
 	if ((arg = skip_keyword(arg, "FROM:")) == NULL) {
-		reply(s, REPLY_SYNTAX, verb);
+		(void)snprintf(usage, sizeof usage, "%s FROM:<address> "
+		    "[parameters]", verbs[mode]);
+		reply(s, REPLY_SYNTAX, usage);
 		return;
 	}
 	if ((why = parse_path(&arg, &a, 1)) != NULL) {
@@ -760,30 +766,6 @@ start_transaction(struct session *s, char *arg, enum mode mode,
 	s->tx.env.mode = mode;
 	s->tx.have |= HAVE_MAIL;
 	reply(s, REPLY_SENDER_OK, s->tx.env.sender);
-}
-
-static void
-cmd_mail(struct session *s, char *arg)
-{
-	start_transaction(s, arg, MODE_MAIL, "MAIL FROM:<address> [parameters]");
-}
-
-static void
-cmd_send(struct session *s, char *arg)
-{
-	start_transaction(s, arg, MODE_SEND, "SEND FROM:<address> [parameters]");
-}
-
-static void
-cmd_soml(struct session *s, char *arg)
-{
-	start_transaction(s, arg, MODE_SOML, "SOML FROM:<address> [parameters]");
-}
-
-static void
-cmd_saml(struct session *s, char *arg)
-{
-	start_transaction(s, arg, MODE_SAML, "SAML FROM:<address> [parameters]");
 }
 
 /* A target once: `bob' and `Bob' are one mailbox (smtpd.8, INPUT RULES). */
