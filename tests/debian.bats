@@ -12,9 +12,8 @@
 load helpers
 load launchers-helpers
 
-eval "helpers_$(declare -f setup)"
 setup() {
-	helpers_setup
+	common_setup
 	launchers_setup
 	TOP=
 }
@@ -49,12 +48,6 @@ debian_spool() {
 # examples run it.
 as_mail() {
 	setpriv --reuid mail --regid mail --clear-groups "$@"
-}
-
-# One transaction to $1 with the subject $2, through smtp().
-deliver_to() {
-	run -0 smtp "HELO client.example" "MAIL FROM:<sender@example.org>" \
-	    "RCPT TO:<$1>" DATA "Subject: $2" "" "Hello." . QUIT
 }
 
 # --- IPv4 clients through IPv6 sockets ----------------------------------
@@ -134,8 +127,9 @@ deliver_to() {
 	[ "${lines[5]:0:24}" = "250 2.0.0 Delivered, id " ]
 	[ "$(stat -c '%U:%G %a' "$SPOOL/daemon")" = "daemon:mail 660" ]
 	# a table user with no account: smtpd's, group mail, 0660 too
-	deliver_to jones first
-	[ "$(stat -c '%U:%G %a' "$SPOOL/jones")" = "root:mail 660" ]
+	table_user_without_account
+	deliver_to "$NO_ACCOUNT" first
+	[ "$(stat -c '%U:%G %a' "$SPOOL/$NO_ACCOUNT")" = "root:mail 660" ]
 }
 
 @test "as user mail in a root:mail 2775 spool: no mailbox is made for a system account (451, logged), an existing one is delivered to" {
@@ -156,9 +150,10 @@ deliver_to() {
 	[ "$(count_messages daemon)" = 1 ]
 	[ "$(stat -c '%U:%G %a' "$SPOOL/daemon")" = "daemon:mail 660" ]
 	# a table user with no account: the mailbox is mail's, group mail
-	deliver_to jones first
+	table_user_without_account
+	deliver_to "$NO_ACCOUNT" first
 	[ "${lines[5]:0:24}" = "250 2.0.0 Delivered, id " ]
-	[ "$(stat -c '%U:%G %a' "$SPOOL/jones")" = "mail:mail 660" ]
+	[ "$(stat -c '%U:%G %a' "$SPOOL/$NO_ACCOUNT")" = "mail:mail 660" ]
 }
 
 @test "as user mail, a mailbox left mode 0600 by root answers 451, and -C says so and exits 1" {
@@ -219,6 +214,7 @@ deliver_to() {
 # A message whose body has a From line, a >From line and a >>From line.
 FROMS=("From the start" ">From quoted once" ">>From quoted twice" "last")
 
+# The FROMS message delivered to jones through smtp().
 deliver_froms() {
 	run -0 smtp "HELO client.example" "MAIL FROM:<sender@example.org>" \
 	    "RCPT TO:<jones>" DATA "Subject: froms" "" "${FROMS[@]}" . QUIT

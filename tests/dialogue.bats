@@ -2,10 +2,6 @@
 # checked word for word (every reply carries its RFC 3463 enhanced code).
 load helpers
 
-# The start of a transaction to jones, as command lines.
-TRANSACTION=("HELO client.example" "MAIL FROM:<sender@example.org>"
-    "RCPT TO:<jones>" "DATA")
-
 NEED_HELO="503 5.5.1 Send HELO or EHLO first"
 NEED_MAIL="503 5.5.1 Need MAIL before RCPT"
 NEED_RCPT="503 5.5.1 Need RCPT before DATA"

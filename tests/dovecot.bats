@@ -12,9 +12,9 @@ load helpers
 HELPER="$BATS_TEST_DIRNAME/dovecot-imap.py"
 PASSWORD=secret
 
-eval "helpers_$(declare -f setup)"
+# common_setup, then dana, the table user of the Dovecot tests.
 setup() {
-	helpers_setup
+	common_setup
 	TOP=
 	DC="$BATS_TEST_TMPDIR/dovecot"
 	printf '%s\n' "dana:	Dana <dana>" >>"$TABLE"
@@ -32,18 +32,6 @@ to_dana() {
 	shift
 	printf '%s\r\n' "HELO client.example" "MAIL FROM:<sender@example.org>" \
 	    "RCPT TO:<dana>" DATA "Subject: $subject" "" "${@:-Hello.}" . QUIT
-}
-
-# delivered_in NAME N: NAME.out holds N replies `250 ... Delivered' and
-# no 451 (and is shown when it does not).
-delivered_in() {
-	local out="$BATS_TEST_TMPDIR/$1.out"
-	if [ "$(grep -c '^250 2.0.0 Delivered' "$out")" != "$2" ] ||
-	    grep -q '^451' "$out"; then
-		echo "session $1:"
-		cat "$out" "$BATS_TEST_TMPDIR/$1.log"
-		return 1
-	fi
 }
 
 # dana's mailbox, empty, as Debian's spool has mailboxes: group mail,
@@ -165,17 +153,11 @@ dovecot_quiet() {
 	run ! grep -E ': (Error|Fatal|Panic):' "$DC/log"
 }
 
-# One message delivered to dana by smtpd, now.
-deliver() {
+# deliver_to_dana SUBJECT [BODY LINE...]: one message delivered to dana
+# by smtpd, now.
+deliver_to_dana() {
 	run -0 smtp_raw < <(to_dana "$@")
 	[ "${lines[5]:0:24}" = "250 2.0.0 Delivered, id " ] || { echo "$output"; false; }
-}
-
-# The subjects of dana's mailbox as Python's mailbox module reads it.
-subjects() {
-	python3 -c 'import mailbox, sys
-for m in mailbox.mbox(sys.argv[1], create=False): print(m["Subject"])' \
-	    "$SPOOL/dana"
 }
 
 # The Status: header of each message in dana's mailbox (Dovecot's record
@@ -186,11 +168,12 @@ for m in mailbox.mbox(sys.argv[1], create=False): print(m["Status"] or "")' \
 	    "$SPOOL/dana"
 }
 
+# bats test_tags=slow
 @test "Dovecot holding its fcntl lock and waiting for procmail's dot-lock: a delivery meanwhile gets 250 soon after the dot-lock goes, and Dovecot's STORE completes" {
 	dovecot_spool
 	start_dovecot
 	mailbox
-	deliver "first"
+	deliver_to_dana "first"
 	# an IMAP client reads INBOX; it marks the message \Seen once the
 	# dot-lock is taken by someone else (procmail's lockfile)
 	go="$BATS_TEST_TMPDIR/go"
@@ -198,11 +181,11 @@ for m in mailbox.mbox(sys.argv[1], create=False): print(m["Status"] or "")' \
 	    >"$BATS_TEST_TMPDIR/imap.out" 2>&1 3>&- &
 	imap=$!
 	started "$imap"
-	wait_for 10 grep -q '^selected 1$' "$BATS_TEST_TMPDIR/imap.out"
+	wait_until 10 grep -q '^selected 1$' "$BATS_TEST_TMPDIR/imap.out"
 	lockfile -r0 "$SPOOL/dana.lock"
 	touch "$go"
 	# Dovecot takes its fcntl() write lock and waits for the dot-lock
-	wait_for 10 fcntl_held "$SPOOL/dana"
+	wait_until 10 fcntl_held "$SPOOL/dana"
 	sleep 0.5
 	run ! grep -q '^stored' "$BATS_TEST_TMPDIR/imap.out"
 	# a delivery now, and the dot-lock let go a second later
@@ -217,20 +200,21 @@ for m in mailbox.mbox(sys.argv[1], create=False): print(m["Status"] or "")' \
 	delivered_in second 1
 	[ "$took" -lt 30000 ]
 	# Dovecot was not left stuck: its STORE is done
-	wait_for 10 grep -qx 'logged out' "$BATS_TEST_TMPDIR/imap.out" ||
+	wait_until 10 grep -qx 'logged out' "$BATS_TEST_TMPDIR/imap.out" ||
 	    { cat "$BATS_TEST_TMPDIR/imap.out"; false; }
 	wait_ok "$imap" "the IMAP client"
 	grep -qx 'stored OK' "$BATS_TEST_TMPDIR/imap.out"
 	[ ! -e "$SPOOL/dana.lock" ]
 	[ "$(grep -c '^From ' "$SPOOL/dana")" = 2 ]
 	[ "$(dovecot_count)" = 2 ]
-	[ "$(subjects)" = "$(printf '%s\n' first second)" ]
+	[ "$(mbox_subjects "$SPOOL/dana")" = "$(printf '%s\n' first second)" ]
 	# the \Seen flag is in the mbox itself, Status: R (written by Dovecot
 	# under its locks: mbox_lazy_writes = no)
 	[[ "$(statuses | head -n 1)" == *R* ]]
 	dovecot_quiet
 }
 
+# bats test_tags=slow
 @test "30 deliveries, three at a time, while an IMAP client appends, flags and expunges 30 times: every delivery 250, every message once, Dovecot and the From_ lines agree" {
 	dovecot_spool
 	start_dovecot
@@ -239,7 +223,7 @@ for m in mailbox.mbox(sys.argv[1], create=False): print(m["Status"] or "")' \
 	# X-IMAPbase: header in the mbox's first message, and puts a message
 	# of its own first when it expunges that one ("DON'T DELETE THIS
 	# MESSAGE -- FOLDER INTERNAL DATA", a From_ line that is no mail)
-	deliver "delivery 0"
+	deliver_to_dana "delivery 0"
 	start=$(now_ms)
 	timeout 110 python3 "$HELPER" stream "$PORT" dana "$PASSWORD" 30 \
 	    >"$BATS_TEST_TMPDIR/imap.out" 2>&1 3>&- &
@@ -249,7 +233,7 @@ for m in mailbox.mbox(sys.argv[1], create=False): print(m["Status"] or "")' \
 	# 28th: the IMAP client's rounds go on while they run
 	pids=()
 	for wave in $(seq 0 9); do
-		wait_for 60 grep -qx "round $((wave * 3 + 1)) ok" \
+		wait_until 60 grep -qx "round $((wave * 3 + 1)) ok" \
 		    "$BATS_TEST_TMPDIR/imap.out" ||
 		    { cat "$BATS_TEST_TMPDIR/imap.out"; false; }
 		for i in $((wave * 3 + 1)) $((wave * 3 + 2)) $((wave * 3 + 3)); do
@@ -269,7 +253,7 @@ for m in mailbox.mbox(sys.argv[1], create=False): print(m["Status"] or "")' \
 	echo "30 deliveries and 30 IMAP rounds took $took ms"
 	[ "$took" -lt 120000 ]
 	# each delivered message once, the client's own all expunged
-	diff -u <(printf 'delivery %s\n' $(seq 0 30) | sort) <(subjects | sort)
+	diff -u <(printf 'delivery %s\n' $(seq 0 30) | sort) <(mbox_subjects "$SPOOL/dana" | sort)
 	[ "$(grep -c '^From ' "$SPOOL/dana")" = 31 ]
 	[ "$(dovecot_count)" = 31 ]
 	[ ! -e "$SPOOL/dana.lock" ]
@@ -289,7 +273,7 @@ FROMS=(before ">From quoted once" "From not quoted" after)
 	start_dovecot
 	mailbox
 	OPTS+=(-b mboxo)
-	deliver "froms" "${FROMS[@]}"
+	deliver_to_dana "froms" "${FROMS[@]}"
 	run -0 dovecot_body
 	# Dovecot undoes no quoting; an mboxo mailbox cannot tell the From
 	# line from one sent as >From (smtpd.8, MAILBOX FORMAT)
@@ -301,7 +285,7 @@ FROMS=(before ">From quoted once" "From not quoted" after)
 	dovecot_spool
 	start_dovecot
 	mailbox
-	deliver "froms" "${FROMS[@]}"
+	deliver_to_dana "froms" "${FROMS[@]}"
 	run -0 dovecot_body
 	diff -u <(printf '%s\n' body: before ">>From quoted once" \
 	    ">From not quoted" after) <(printf '%s\n' "$output")
@@ -320,19 +304,20 @@ open(sys.argv[2], "w").close()
 time.sleep(100)' "$SPOOL/dana" "$ready" 3>&- &
 	holder=$!
 	started "$holder"
-	wait_for 10 test -e "$ready"
+	wait_until 10 test -e "$ready"
 	to_dana "waited" >"$BATS_TEST_TMPDIR/waited.in"
 	smtpd_bg 90 "$BATS_TEST_TMPDIR/waited.in" waited
 	# it is delivering (smtpd.8: each delivery to a mailbox holds its turn,
 	# a lock on .smtpd-queue) ...
-	wait_for 10 fcntl_held "$SPOOL/.smtpd-queue"
-	# ... and for 3 seconds, polled every 10 ms, takes no dot-lock:
-	# the fcntl lock, the first of the three, is busy
-	for n in $(seq 300); do
-		[ ! -e "$SPOOL/dana.lock" ] ||
-		    { echo "dana.lock made while the fcntl lock was held (poll $n)"; false; }
-		sleep 0.01
-	done
+	wait_until 10 fcntl_held "$SPOOL/.smtpd-queue"
+	# ... and for a second, looked at every millisecond, takes no
+	# dot-lock: the fcntl lock, the first of the three, is busy
+	timeout 10 python3 -c 'import os, sys, time
+end = time.monotonic() + 1
+while time.monotonic() < end:
+    if os.path.exists(sys.argv[1]):
+        sys.exit("dana.lock made while the fcntl lock was held")
+    time.sleep(0.001)' "$SPOOL/dana.lock"
 	kill -0 "$PID"
 	[ "$(stat -c %s "$SPOOL/dana")" = 0 ]
 	run ! grep -q '^250' "$BATS_TEST_TMPDIR/waited.out"
@@ -341,5 +326,5 @@ time.sleep(100)' "$SPOOL/dana" "$ready" 3>&- &
 	wait_ok "$PID" "the delivery"
 	delivered_in waited 1
 	[ ! -e "$SPOOL/dana.lock" ]
-	[ "$(subjects)" = waited ]
+	[ "$(mbox_subjects "$SPOOL/dana")" = waited ]
 }

@@ -1,28 +1,78 @@
 # Shared by every test file: `load helpers'.  Each test gets its own
-# spool, table and log under $BATS_TEST_TMPDIR; smtpd is the real binary.
+# spool, table and log under $BATS_TEST_TMPDIR; smtpd is the real binary
+# (its test build after short_waits).
+# The setup() here runs common_setup alone; a test file that needs more
+# defines its own setup(), after `load helpers', calling common_setup
+# first:
+#	setup() {
+#		common_setup
+#		...
+#	}
+# Helpers that more than one test file uses are here (the launchers'
+# and superservers' in launchers-helpers.bash); a file's own stay in it.
 bats_require_minimum_version 1.5.0
 
-# The version as smtpd.h defines it: "0.1".
-VERSION=$(sed -n 's/^#define SMTPD_VERSION[ \t]*"\(.*\)"$/\1/p' \
-    "$BATS_TEST_DIRNAME/../smtpd.h")
+# The version as smtpd.h defines it: "0.1" (read once a run: what runs
+# for every test is kept to builtins where it can be, each process
+# started costing every one of the suite's tests).
+[ -s "$BATS_RUN_TMPDIR/version" ] ||
+    sed -n 's/^#define SMTPD_VERSION[ \t]*"\(.*\)"$/\1/p' \
+    "$BATS_TEST_DIRNAME/../smtpd.h" >"$BATS_RUN_TMPDIR/version"
+read -r VERSION <"$BATS_RUN_TMPDIR/version"
 
-setup() {
+# The start of a transaction from sender@example.org to jones, up to
+# DATA, as command lines.
+TRANSACTION=("HELO client.example" "MAIL FROM:<sender@example.org>"
+    "RCPT TO:<jones>" "DATA")
+
+# Replies to the end of the data: the start of a delivery's, a mailbox
+# that could not be written, a forwarding program that failed.
+DELIVERED="250 2.0.0 Delivered, id "
+REFUSED="451 4.3.0 Local error in processing: mailbox unavailable"
+FORWARD_FAILED="451 4.3.0 Local error in processing: forwarding failed"
+
+# python3 itself first on PATH, not a version manager's shim before it
+# (pyenv's costs a tenth of a second a call, and the suite makes hundreds):
+# looked up once a run.
+python3_itself() {
+	local bin="$BATS_RUN_TMPDIR/python3-itself" real
+	if [ ! -x "$bin/python3" ]; then
+		real=$(python3 -c 'import sys; print(sys.executable)' \
+		    2>/dev/null) && [ -x "$real" ] || return 0
+		mkdir -p "$bin" && ln -sfn "$real" "$bin/python3" || return 0
+	fi
+	case ":$PATH:" in
+	*":$bin:"*) ;;
+	*) PATH="$bin:$PATH" ;;
+	esac
+}
+python3_itself
+
+# What every test starts from: $SMTPD, $SMTPD_TEST, $SPOOL, $TABLE with
+# RFC 821's users smith, jones and brown, $LOG, $TMPDIR, and OPTS (with
+# -T: the table's users are the only ones, whatever accounts the machine
+# has).
+common_setup() {
 	# make sanitize points SMTPD_BIN at its own build
 	SMTPD="${SMTPD_BIN:-$BATS_TEST_DIRNAME/../smtpd}"
+	# the same with its fixed waits settable (make check builds it)
+	SMTPD_TEST="${SMTPD_TEST_BIN:-$BATS_TEST_DIRNAME/../run/test/smtpd}"
 	SPOOL="$BATS_TEST_TMPDIR/spool"
 	TABLE="$BATS_TEST_TMPDIR/aliases"
 	LOG="$BATS_TEST_TMPDIR/log"
 	export TMPDIR="$BATS_TEST_TMPDIR"
 	mkdir -p "$SPOOL"
-	cat >"$TABLE" <<-'TABLE'
-	# the users of RFC 821's examples
-	smith:	Fred Smith <smith>
-	jones:	Joe Jones <jones>
-	brown:	Bob Brown <brown>
-	TABLE
+	printf '%s\n' "# the users of RFC 821's examples" \
+	    "smith:	Fred Smith <smith>" "jones:	Joe Jones <jones>" \
+	    "brown:	Bob Brown <brown>" >"$TABLE"
 	# smtpd's own options for this test; a test may add to it
 	OPTS=(-e -T -n mx.example -a "$TABLE" -m "$SPOOL")
-	[ "$(id -u)" != 0 ] || reachable_by_nobody
+	[ "$EUID" != 0 ] || reachable_by_nobody
+}
+
+# A test file's setup() unless it has one of its own.
+setup() {
+	common_setup
 }
 
 # As root, smtpd's dialogue and its -F program run as nobody (smtpd.8,
@@ -31,12 +81,11 @@ setup() {
 # writable by all (sticky), and the directories of bats' run above it
 # searchable.
 reachable_by_nobody() {
-	local d=$BATS_TEST_TMPDIR top
-	top=$(dirname "$BATS_RUN_TMPDIR")
-	chmod 1777 "$d"
-	while d=$(dirname "$d"); [ "$d" != "$top" ] && [ "$d" != / ]; do
-		chmod o+x "$d"
+	local d=$BATS_TEST_TMPDIR top=${BATS_RUN_TMPDIR%/*} up=()
+	while d=${d%/*}; [ "$d" != "$top" ] && [ -n "$d" ]; do
+		up+=("$d")
 	done
+	chmod 1777 "$BATS_TEST_TMPDIR" && chmod o+x "${up[@]}"
 }
 
 # One session through a pipe: each argument is a command line, sent with
@@ -58,6 +107,26 @@ codes() {
 	printf '%s\n' "${lines[@]}" | cut -c1-3 | tr '\n' ' ' | sed 's/ $//'
 }
 
+# N times a word, each after a space: " 550 550" for 2 550.
+repeat_word() {
+	local i
+	for i in $(seq "$1"); do
+		printf ' %s' "$2"
+	done
+}
+
+# The reply to the end of DATA in the last `run': the line after 354.
+data_reply() {
+	printf '%s\n' "${lines[@]}" | sed -n '/^354 /{n;p;q}'
+}
+
+# The id that the `250 2.0.0 Delivered, id ID' line names, in file $1 or,
+# without one, in the lines of the last `run'.
+delivered_id() {
+	if [ $# = 0 ]; then printf '%s\n' "${lines[@]}"; else cat "$1"; fi |
+	    sed -n 's/^250 2\.0\.0 Delivered, id \([0-9A-Z-]*\)$/\1/p'
+}
+
 # The last reply line of the last `run'.
 last_reply() {
 	printf '%s\n' "${lines[${#lines[@]}-1]}"
@@ -70,7 +139,7 @@ ehlo_keywords() {
 	    sed 1d | cut -c5- | sort
 }
 
-# The keywords smtpd's EHLO lists with the options of setup() and no TLS
+# The keywords smtpd's EHLO lists with the OPTS of common_setup and no TLS
 # wrapper, sorted; each argument +KEYWORD adds one, -KEYWORD takes it off.
 ehlo_expected() {
 	local list=(8BITMIME ENHANCEDSTATUSCODES EXPN HELP PIPELINING SAML SEND
@@ -90,7 +159,14 @@ message() {
 	printf '%s\r\n' "Subject: ${1:-test}" "" "${2:-Hello.}" "."
 }
 
-# The number of messages in a mailbox (From_ lines).
+# deliver_to NAME SUBJECT: one message to NAME through smtp(); the reply
+# to its data is lines[5].
+deliver_to() {
+	run -0 smtp "HELO client.example" "MAIL FROM:<sender@example.org>" \
+	    "RCPT TO:<$1>" DATA "Subject: $2" "" "Hello." . QUIT
+}
+
+# The number of messages (From_ lines) in mailbox $SPOOL/$1.
 count_messages() {
 	grep -c '^From ' "$SPOOL/$1" || true
 }
@@ -107,6 +183,31 @@ stored() {
 	NR == 3 && /^Received:/ { rec = 1; next }
 	rec && /^[ \t]/ { next }
 	{ rec = 0; print }' "$1"
+}
+
+# The Received: header on line 3 of mailbox $1 (smtpd's, in the first
+# message, after From_ and Return-Path:), unfolded: each folded line
+# joined to it with one space.
+received_unfolded() {
+	awk 'NR == 3 { r = $0; next }
+	NR > 3 && /^[ \t]/ { sub(/^[ \t]+/, " "); r = r $0; next }
+	NR > 3 { print r; exit }' "$1"
+}
+
+# Mailbox $1 with what changes from run to run made fixed, for diff: the
+# From_ lines' dates and smtpd's Received: lines' date (DATE) and id (ID).
+mbox_fixed() {
+	sed -E \
+	    -e 's/^(From [^ ]+) [A-Z][a-z]{2} [A-Z][a-z]{2} [ 0-9][0-9] [0-9]{2}:[0-9]{2}:[0-9]{2} [0-9]{4}$/\1 DATE/' \
+	    -e 's/ id [0-9A-Z-]+(;?)$/ id ID\1/' \
+	    -e 's/^\t[A-Z][a-z]{2}, [0-9]{2} [A-Z][a-z]{2} [0-9]{4} [0-9]{2}:[0-9]{2}:[0-9]{2} [-+][0-9]{4}$/\tDATE/' \
+	    "$1"
+}
+
+# The subjects of mailbox $1 as Python's mailbox module reads it.
+mbox_subjects() {
+	python3 -c 'import mailbox, sys
+for m in mailbox.mbox(sys.argv[1], create=False): print(m["Subject"])' "$1"
 }
 
 # Milliseconds since the epoch.
@@ -132,12 +233,35 @@ have_swaks_tls() {
 	    skip "swaks needs Net::SSLeay (libnet-ssleay-perl) for TLS"
 }
 
+# s6-networking's s6-tcpserver, s6-tlsserver and s6-ucspitlsd, in one
+# directory on PATH (in S6BIN), or a skip.
+have_s6_networking() {
+	S6BIN=$(dirname "$(command -v s6-ucspitlsd 2>/dev/null)")
+	[ -x "$S6BIN/s6-tcpserver" ] && [ -x "$S6BIN/s6-tlsserver" ] ||
+	    skip "s6-networking is not on PATH (../shared/tls/build-s6-networking.sh builds it)"
+}
+
 # A port on 127.0.0.1 that was free a moment ago.
 free_port() {
 	timeout 5 python3 -c 'import socket
 s = socket.socket()
 s.bind(("127.0.0.1", 0))
 print(s.getsockname()[1])'
+}
+
+# short_waits NAME=SECONDS...: from here on, smtpd is the test build,
+# with those of its fixed waits shortened (smtpd.8, ENVIRONMENT: LOCK_WAIT,
+# LOCK_STALE, TTY_WAIT), so that the test need not sit them out.
+short_waits() {
+	local a
+	[ -x "$SMTPD_TEST" ] || {
+		echo "no test build $SMTPD_TEST: make check makes it" >&2
+		return 1
+	}
+	SMTPD=$SMTPD_TEST
+	for a; do
+		export "SMTPD_TEST_$a"
+	done
 }
 
 # From here on, smtpd runs in a mount namespace of its own with the
@@ -155,6 +279,27 @@ mounted_over() {
 	WRAP
 	chmod +x "$w"
 	SMTPD=$w
+}
+
+# The full name smtpd takes from account $1's GECOS: the first field, `&'
+# the login capitalised.
+gecos_name() {
+	local g
+	g=$(getent passwd "$1" | cut -d: -f5 | cut -d, -f1)
+	local cap="$(printf '%s' "${1:0:1}" | tr a-z A-Z)${1:1}"
+	printf '%s\n' "${g//&/$cap}"
+}
+
+# A user of $TABLE whose name is no account of this machine, in
+# NO_ACCOUNT: jones, or another name where the machine has an account
+# jones (smtpd gives a new mailbox to the account of its name, if any).
+table_user_without_account() {
+	NO_ACCOUNT=jones
+	while getent passwd "$NO_ACCOUNT" >/dev/null; do
+		NO_ACCOUNT=noaccount$RANDOM
+	done
+	grep -q "^$NO_ACCOUNT:" "$TABLE" ||
+	    printf '%s:\t%s\n' "$NO_ACCOUNT" "No Account <$NO_ACCOUNT>" >>"$TABLE"
 }
 
 # From here on, the system's accounts that /etc/passwd lacks cannot be
@@ -185,6 +330,7 @@ start_session() {
 	started "$PID"
 }
 
+# Command lines to start_session's smtpd, each ending in CRLF.
 send() {
 	printf '%s\r\n' "$@" >&"$TO"
 }
@@ -201,6 +347,11 @@ running() {
 	state=$(sed 's/.*) //' "/proc/$1/stat" 2>/dev/null | cut -d' ' -f1) ||
 	    true
 	[ -n "$state" ] && [ "$state" != Z ]
+}
+
+# Whether process $1 has ended (it no longer runs).
+gone() {
+	! running "$1"
 }
 
 # Whether any of the noted processes still runs.
@@ -229,9 +380,9 @@ stop_started() {
 	done <"$BATS_TEST_TMPDIR/pids"
 }
 
-# wait_for SECONDS COMMAND...: COMMAND again and again until it succeeds,
-# about SECONDS seconds at most; fails if it never does.
-wait_for() {
+# wait_until SECONDS COMMAND...: COMMAND again and again until it
+# succeeds, about SECONDS seconds at most; fails if it never does.
+wait_until() {
 	local n=$(($1 * 50))
 	shift
 	until "$@"; do
@@ -255,4 +406,16 @@ smtpd_bg() {
 	    2>"$BATS_TEST_TMPDIR/$3.log" 3>&- &
 	PID=$!
 	started "$PID"
+}
+
+# delivered_in NAME N: NAME.out, of smtpd_bg, holds N replies `250 ...
+# Delivered' and no 451 (and is shown with NAME.log when it does not).
+delivered_in() {
+	local out="$BATS_TEST_TMPDIR/$1.out"
+	if [ "$(grep -c '^250 2.0.0 Delivered' "$out")" != "$2" ] ||
+	    grep -q '^451' "$out"; then
+		echo "session $1:"
+		cat "$out" "$BATS_TEST_TMPDIR/$1.log"
+		return 1
+	fi
 }

@@ -13,17 +13,11 @@
 # it (FILES).  The attacker is the account nobody, played with setpriv(1).
 load helpers
 
-REFUSED="451 4.3.0 Local error in processing: mailbox unavailable"
-FORWARD_FAILED="451 4.3.0 Local error in processing: forwarding failed"
-DELIVERED="250 2.0.0 Delivered, id "
-
-# helpers.bash's setup(), kept under another name: every test here plays
-# a local attacker against smtpd running as root.
-eval "helpers_$(declare -f setup)"
+# Every test here plays a local attacker against smtpd running as root.
 setup() {
 	[ "$(id -u)" = 0 ] ||
 	    skip "playing a local attacker against smtpd as root needs root"
-	helpers_setup
+	common_setup
 }
 
 teardown() {
@@ -38,10 +32,6 @@ teardown() {
 			rm -rf "$top"
 		done <"$BATS_TEST_TMPDIR/tops"
 	fi
-}
-
-gone() {
-	! running "$1"
 }
 
 # fs.protected_regular at 0 for this test, where it may be changed; the
@@ -113,13 +103,8 @@ table_user() {
 	printf '%s:\t%s <%s>\n' "$1" "${1^}" "$1" >>"$TABLE"
 }
 
-# deliver_to NAME SUBJECT: one message to NAME through smtp(); the reply
-# to its data is lines[5].
-deliver_to() {
-	run -0 smtp "HELO client.example" "MAIL FROM:<sender@example.org>" \
-	    "RCPT TO:<$1>" DATA "Subject: $2" "" "Hello." . QUIT
-}
-
+# The reply to the data of the last `run' (lines[5]) says delivered (the
+# replies and the log are shown when it does not).
 delivered() {
 	[ "${lines[5]:0:24}" = "$DELIVERED" ] ||
 	    { printf '%s\n' "${lines[@]}"; cat "$LOG"; false; }
@@ -331,17 +316,22 @@ lock_symlink() {
 # made in advance as directories for the next 3000 pids (the first 300
 # for a second mailbox too): smtpd's names are random now.
 guessed_names() {
-	local host last max p i
+	local host last max
 	host=$(uname -n)
 	last=$(cat /proc/sys/kernel/ns_last_pid)
 	max=$(cat /proc/sys/kernel/pid_max)
-	names=()
-	for i in $(seq 3000); do
-		p=$((last + i))
-		((p < max)) || p=$((p - max + 300))	# the kernel wraps to 300
-		names+=("$SPOOL/.lk.$host.$p.0")
-		((i > 300)) || names+=("$SPOOL/.lk.$host.$p.1")
-	done
+	# (in awk: a loop of 3000 in the test's shell costs seconds)
+	mapfile -t names < <(awk -v last="$last" -v max="$max" \
+	    -v stem="$SPOOL/.lk.$host." 'BEGIN {
+		for (i = 1; i <= 3000; i++) {
+			p = last + i
+			if (p >= max)
+				p = p - max + 300	# the kernel wraps to 300
+			print stem p ".0"
+			if (i <= 300)
+				print stem p ".1"
+		}
+	}')
 	attacker mkdir "${names[@]}"
 	start=$(now_ms)
 	run -0 smtp "HELO client.example" "MAIL FROM:<sender@example.org>" \
@@ -385,7 +375,7 @@ fcntl.lockf(fd, fcntl.LOCK_EX)
 os.write(9, b"locked\n")
 time.sleep(60)' "$SPOOL/.smtpd-queue" "$1" 9>"$ready" 3>&- &
 	started "$!"
-	wait_for 10 test -s "$ready"
+	wait_until 10 test -s "$ready"
 	[ "$(stat -c '%u %a' "$SPOOL/.smtpd-queue")" = "$(id -u nobody) $1" ]
 	start=$(now_ms)
 	deliver_to jones queued
@@ -447,7 +437,7 @@ hanging_program() {
 
 # The program's pid and its grandchild's, noted for teardown.
 program_pids() {
-	wait_for 10 test -s "$BATS_TEST_TMPDIR/program.pid"
+	wait_until 10 test -s "$BATS_TEST_TMPDIR/program.pid"
 	program=$(cat "$BATS_TEST_TMPDIR/program.pid")
 	grandchild=$(cat "$BATS_TEST_TMPDIR/grandchild.pid")
 	started "$program"
@@ -463,6 +453,7 @@ message_to_both() {
 	printf '.\r\n'
 }
 
+# bats test_tags=slow
 @test "a forwarding program that never reads a large message is killed with its process group after -t: 451, the mailbox as before" {
 	hanging_program 3
 	start=$(now_ms)
@@ -472,12 +463,13 @@ message_to_both() {
 	[ "${lines[5]}" = "$FORWARD_FAILED" ]
 	[ "$took" -lt 15000 ] || { echo "took $took ms"; false; }
 	program_pids
-	wait_for 5 gone "$program"
-	wait_for 5 gone "$grandchild"
+	wait_until 5 gone "$program"
+	wait_until 5 gone "$grandchild"
 	grep -qF "took too long (-t): killed" "$LOG"
 	cmp "$BATS_TEST_TMPDIR/jones.before" "$SPOOL/jones"
 }
 
+# bats test_tags=slow
 @test "a forwarding program that reads nothing of a message that fits its pipe is killed after -t as not exiting: 451" {
 	hanging_program 3
 	start=$(now_ms)
@@ -489,8 +481,8 @@ message_to_both() {
 	[ "$took" -ge 2500 ] && [ "$took" -lt 15000 ] ||
 	    { echo "took $took ms"; false; }
 	program_pids
-	wait_for 5 gone "$program"
-	wait_for 5 gone "$grandchild"
+	wait_until 5 gone "$program"
+	wait_until 5 gone "$grandchild"
 	grep -qF "took too long (-t): killed" "$LOG"
 	cmp "$BATS_TEST_TMPDIR/jones.before" "$SPOOL/jones"
 }
@@ -502,7 +494,7 @@ message_to_both() {
 	program_pids
 	kill -TERM "$PID"
 	start=$(now_ms)
-	wait_for 5 gone "$PID"
+	wait_until 5 gone "$PID"
 	rc=0
 	wait "$PID" || rc=$?
 	took=$(($(now_ms) - start))
@@ -514,8 +506,8 @@ message_to_both() {
 	    { printf '%s\n' "${lines[@]}"; cat "$LOG"; false; }
 	[ "${lines[5]}" = "$FORWARD_FAILED" ]
 	[ "${lines[6]}" = "421 4.3.2 mx.example shutting down" ]
-	wait_for 5 gone "$program"
-	wait_for 5 gone "$grandchild"
+	wait_until 5 gone "$program"
+	wait_until 5 gone "$grandchild"
 	cmp "$BATS_TEST_TMPDIR/jones.before" "$SPOOL/jones"
 }
 
@@ -529,7 +521,7 @@ message_to_both() {
 	wait "$PID" || true
 	exec {TO}>&-
 	# smtpd asked the kernel for it (PR_SET_PDEATHSIG)
-	wait_for 5 gone "$program"
+	wait_until 5 gone "$program"
 }
 
 @test "the forwarding program gets PATH alone as its environment, and no descriptor of smtpd's past 0, 1 and 2" {
@@ -577,14 +569,6 @@ for m in mailbox.mbox(sys.argv[1], create=False):
 
 # --- the session's limits (smtpd.8, INPUT RULES) ------------------------
 
-# N times a word, each after a space.
-words() {
-	local i
-	for i in $(seq "$1"); do
-		printf ' %s' "$2"
-	done
-}
-
 @test "300 unknown recipients in one session: 20 answers 550, then 421 and the end" {
 	OPTS=(-e -n mx.example -a "$TABLE" -m "$SPOOL")	# each asks the accounts
 	cmds=("HELO client.example" "MAIL FROM:<sender@example.org>")
@@ -592,7 +576,7 @@ words() {
 		cmds+=("RCPT TO:<no-such-user-$i>")
 	done
 	run -0 smtp "${cmds[@]}" QUIT
-	[ "$(codes)" = "220 250 250$(words 20 550) 421" ]
+	[ "$(codes)" = "220 250 250$(repeat_word 20 550) 421" ]
 	[ "${lines[23]}" = \
 	    "421 4.7.0 mx.example too many errors, closing connection" ]
 	[ "${#lines[@]}" = 24 ]
@@ -606,7 +590,7 @@ asks_100() {
 		cmds+=("$1")
 	done
 	run -0 smtp "${cmds[@]}" QUIT
-	[ "$(codes)" = "220$(words 100 250) 421" ]
+	[ "$(codes)" = "220$(repeat_word 100 250) 421" ]
 	[ "${lines[101]}" = \
 	    "421 4.7.0 mx.example too many commands without mail, closing connection" ]
 	[ "${#lines[@]}" = 102 ]
@@ -628,7 +612,7 @@ asks_100() {
 	run -0 smtp "${noops[@]}" "HELO client.example" \
 	    "MAIL FROM:<sender@example.org>" "RCPT TO:<jones>" DATA \
 	    "Subject: between" "" "Hello." . "${noops[@]}" QUIT
-	[ "$(codes)" = "220$(words 60 250) 250 250 250 354 250$(words 60 250) 221" ]
+	[ "$(codes)" = "220$(repeat_word 60 250) 250 250 250 354 250$(repeat_word 60 250) 221" ]
 	[ "${lines[65]:0:24}" = "$DELIVERED" ]
 	[ "$(count_messages jones)" = 1 ]
 }
@@ -642,7 +626,7 @@ asks_100() {
 	    "${unknown[@]}" RSET "MAIL FROM:<sender@example.org>" \
 	    "RCPT TO:<jones>" DATA "Subject: between" "" "Hello." . \
 	    "MAIL FROM:<sender@example.org>" "${unknown[@]}" QUIT
-	[ "$(codes)" = "220 250 250$(words 19 550) 250 250 250 354 250 250$(words 19 550) 221" ]
+	[ "$(codes)" = "220 250 250$(repeat_word 19 550) 250 250 250 354 250 250$(repeat_word 19 550) 221" ]
 	[ "${lines[26]:0:24}" = "$DELIVERED" ]
 }
 

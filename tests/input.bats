@@ -9,29 +9,9 @@ teardown() {
 	done
 }
 
-# N copies of a character.
+# repeat CHAR N: N copies of the character CHAR.
 repeat() {
 	head -c "$2" /dev/zero | tr '\0' "$1"
-}
-
-# Wait (at most 5 s) until file $1 has a line matching $2.
-wait_for() {
-	local i
-	for i in $(seq 100); do
-		grep -q -- "$2" "$1" 2>/dev/null && return 0
-		sleep 0.05
-	done
-	return 1
-}
-
-# Wait (at most 5 s) until process $1 is gone.
-wait_gone() {
-	local i
-	for i in $(seq 100); do
-		kill -0 "$1" 2>/dev/null || return 0
-		sleep 0.05
-	done
-	return 1
 }
 
 # Replies checked word for word.
@@ -39,18 +19,6 @@ TOO_LONG="500 5.5.6 Line too long (512 octets at most)"
 BAD_LINE="500 5.5.2 Bare CR or NUL in command line"
 BARE_EOL="554 5.6.0 Message refused: bare CR or LF in the data"
 BARE_EOL+=" (lines must end in CRLF)"
-
-# N times a word, each after a space.
-words() {
-	local i
-	for i in $(seq "$1"); do
-		printf ' %s' "$2"
-	done
-}
-
-# The start of a transaction to jones, as command lines.
-TRANSACTION=("HELO client.example" "MAIL FROM:<sender@example.org>"
-    "RCPT TO:<jones>" "DATA")
 
 @test "a command line of 510 octets and CRLF is accepted" {
 	line="NOOP $(repeat x 505)"
@@ -294,6 +262,7 @@ SIZED=("Subject: sized" "" "..stuffed" "body")
 	[ "$output" = "" ]
 }
 
+# bats test_tags=slow
 @test "data lines each complete within -t are not cut, however long the whole" {
 	OPTS+=(-t 2)
 	mkfifo "$BATS_TEST_TMPDIR/in"
@@ -341,7 +310,7 @@ SIZED=("Subject: sized" "" "..stuffed" "body")
 		errors+=(FOO HELO TURN "RCPT TO:<jones>" "HELP FOO")
 	done
 	run -0 smtp "${errors[@]}" NOOP QUIT
-	[ "$(codes)" = "220$(words 4 "500 501 502 503 504") 421" ]
+	[ "$(codes)" = "220$(repeat_word 4 "500 501 502 503 504") 421" ]
 	[ "${lines[21]}" = \
 	    "421 4.7.0 mx.example too many errors, closing connection" ]
 	[ "${#lines[@]}" -eq 22 ]
@@ -357,7 +326,7 @@ SIZED=("Subject: sized" "" "..stuffed" "body")
 	done
 	run -0 smtp "${cmds[@]}" NOOP QUIT
 	[ "${lines[3]}" = "550 5.1.1 <nobody1>: user unknown" ]
-	[ "$(codes)" = "220 250 250$(words 5 550)$(words 15 500) 421" ]
+	[ "$(codes)" = "220 250 250$(repeat_word 5 550)$(repeat_word 15 500) 421" ]
 }
 
 @test "a 554 refusing a message does not count toward the limit of 20 errors" {
@@ -368,7 +337,7 @@ SIZED=("Subject: sized" "" "..stuffed" "body")
 	cmds+=("MAIL FROM:<sender@example.org>" "RCPT TO:<jones>" DATA
 	    "Subject: bad" "" $'a bare\nLF' .)
 	run -0 smtp "${cmds[@]}" NOOP QUIT
-	[ "$(codes)" = "220 250$(words 19 500) 250 250 354 554 250 221" ]
+	[ "$(codes)" = "220 250$(repeat_word 19 500) 250 250 354 554 250 221" ]
 }
 
 @test "452 replies do not count toward the limit of 20 errors" {
@@ -382,7 +351,7 @@ SIZED=("Subject: sized" "" "..stuffed" "body")
 		cmds+=(FOO)
 	done
 	run -0 smtp "${cmds[@]}" NOOP QUIT
-	[ "$(codes)" = "220 250 250 250$(words 5 452)$(words 19 500) 250 221" ]
+	[ "$(codes)" = "220 250 250 250$(repeat_word 5 452)$(repeat_word 19 500) 250 221" ]
 }
 
 # smtpd in the background, reading the fifo $IN that this shell holds
@@ -397,7 +366,7 @@ start_background() {
 	timeout 10 "$SMTPD" "${OPTS[@]}" <"$IN" >"$OUT" 2>"$LOG" 3>&- &
 	tpid=$!
 	PIDS+=("$tpid")
-	wait_for "$LOG" '^smtpd\[[0-9]*\]: start '
+	wait_for_line "$LOG" '^smtpd\[[0-9]*\]: start '
 	pid=$(sed -n '1s/^smtpd\[\([0-9]*\)\]: start .*/\1/p' "$LOG")
 	[ -n "$pid" ]
 	PIDS+=("$pid")
@@ -407,7 +376,7 @@ start_background() {
 terminate() {
 	local rc=0
 	kill -TERM "$pid"
-	wait_gone "$tpid"
+	wait_until 5 gone "$tpid"
 	wait "$tpid" || rc=$?	# timeout's status is smtpd's
 	exec {hold}>&-
 	echo "$rc"
@@ -416,7 +385,7 @@ terminate() {
 @test "SIGTERM while waiting for a command gives 421 and exit" {
 	start_background
 	printf 'HELO client.example\r\n' >&"$hold"
-	wait_for "$OUT" '^250 '
+	wait_for_line "$OUT" '^250 '
 	rc=$(terminate)
 	[ "$rc" -lt 128 ]	# it left by itself, not killed by the signal
 	run tr -d '\r' <"$OUT"
@@ -427,7 +396,7 @@ terminate() {
 @test "SIGTERM in the middle of DATA gives 421 and delivers nothing" {
 	start_background
 	printf '%s\r\n' "${TRANSACTION[@]}" "Subject: cut" "" "half" >&"$hold"
-	wait_for "$OUT" '^354 '
+	wait_for_line "$OUT" '^354 '
 	rc=$(terminate)
 	[ "$rc" -lt 128 ]
 	run tr -d '\r' <"$OUT"
@@ -437,7 +406,8 @@ terminate() {
 	[ "$output" = "" ]
 }
 
-received() {	# N Received: header lines
+# N Received: header lines, as N hops would have added them.
+hop_headers() {
 	local i
 	for i in $(seq "$1"); do
 		printf 'Received: from hop%d.example by hop%d.example; %s\r\n' \
@@ -446,7 +416,7 @@ received() {	# N Received: header lines
 }
 
 @test "a message with 101 Received headers is refused with 554 5.4.6" {
-	run -0 smtp_raw < <(printf '%s\r\n' "${TRANSACTION[@]}"; received 101
+	run -0 smtp_raw < <(printf '%s\r\n' "${TRANSACTION[@]}"; hop_headers 101
 	    printf '%s\r\n' "Subject: loop" "" "round and round" . NOOP QUIT)
 	[ "${lines[5]}" = "554 5.4.6 Too many Received: headers (mail loop)" ]
 	[ "$(codes)" = "220 250 250 250 354 554 250 221" ]
@@ -454,7 +424,7 @@ received() {	# N Received: header lines
 }
 
 @test "a message with 100 Received headers is delivered" {
-	run -0 smtp_raw < <(printf '%s\r\n' "${TRANSACTION[@]}"; received 100
+	run -0 smtp_raw < <(printf '%s\r\n' "${TRANSACTION[@]}"; hop_headers 100
 	    printf '%s\r\n' "Subject: far" "" "a long way" . QUIT)
 	[ "${lines[5]:0:24}" = "250 2.0.0 Delivered, id " ]
 	# the 100 it had, and smtpd's own

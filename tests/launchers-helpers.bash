@@ -1,17 +1,21 @@
-# For launchers.bats: smtpd started by the launch examples of examples/,
-# with their own command lines, only the paths replaced by the test's:
+# For the test files that run smtpd under a superserver (launchers,
+# debian, tls-examples, policy, superserver): `load launchers-helpers'
+# after `load helpers'.  smtpd started by the launch examples of
+# examples/, with their own command lines, only the paths replaced by the
+# test's:
 #   examples/tcpserver/run and rules   tcpserver (ucspi-tcp), tcprules
 #   examples/smtpd@.service            its ExecStart=, under
 #                                      systemd-socket-activate --inetd -a
 #   examples/inetd.conf                its line, under openbsd-inetd run in
 #                                      the foreground on a private file
-# Each server listens on 127.0.0.1 only, runs under `timeout', and is
-# killed by its PID in teardown().  Clients: curl, python3's smtplib and a
-# raw pipelining client (launchers-*.py).
+# or with the test's own command line (start_tcpserver,
+# start_socket_activate).  Each server listens on 127.0.0.1 only, runs
+# under `timeout', and is killed by its PID in teardown().  Clients:
+# curl, python3's smtplib and a raw pipelining client (launchers-*.py).
 
 EXAMPLES="$BATS_TEST_DIRNAME/../examples"
 
-# After helpers.bash's setup(): the -F program, a body marker, no server.
+# After common_setup: the -F program, a body marker, no server.
 launchers_setup() {
 	SERVER_PID=
 	SA_OPTS=()
@@ -33,6 +37,7 @@ launchers_setup() {
 	MARKER="xyzzy${RANDOM}plugh"
 }
 
+# The server started last (SERVER_PID) killed, and waited for.
 stop_server() {
 	if [ -n "${SERVER_PID:-}" ]; then
 		kill "$SERVER_PID" 2>/dev/null || true
@@ -70,6 +75,42 @@ listen_on_free_port() {
 	done
 	echo "$name: no port to listen on after $try tries" >&2
 	return 1
+}
+
+# smtpd with OPTS and the arguments under tcpserver -H -R on 127.0.0.1
+# and a free port ($PORT), tcpserver's own options (-x CDB) first from
+# the array TCPSERVER_OPTS; smtpd's log (-e) and tcpserver's in $LOG.
+# Sets SERVER_PID (noted with `started') and PORT.  No probe connection:
+# it would be a session of its own in the log.
+start_tcpserver() {
+	command -v tcpserver >/dev/null ||
+	    skip "tcpserver not installed (apt-get install ucspi-tcp)"
+	SMTPD_ARGS=("$@")
+	listen_on_free_port tcpserver tcpserver_on_port && started "$SERVER_PID"
+}
+
+# start_tcpserver's listener, on $PORT.
+tcpserver_on_port() {
+	exec timeout 120 tcpserver -H -R -l0 "${TCPSERVER_OPTS[@]}" \
+	    127.0.0.1 "$PORT" "$SMTPD" "${OPTS[@]}" "${SMTPD_ARGS[@]}" \
+	    </dev/null >/dev/null 2>>"$LOG" 3>&-
+}
+
+# The same under systemd-socket-activate --inetd -a (systemd's
+# Accept=yes: one process a connection), without TCPSERVER_OPTS.
+start_socket_activate() {
+	command -v systemd-socket-activate >/dev/null ||
+	    skip "systemd-socket-activate not installed (apt-get install systemd)"
+	SMTPD_ARGS=("$@")
+	listen_on_free_port systemd-socket-activate socket_activate_on_port &&
+	    started "$SERVER_PID"
+}
+
+# start_socket_activate's listener, on $PORT.
+socket_activate_on_port() {
+	exec timeout 120 systemd-socket-activate --inetd -a \
+	    -l "127.0.0.1:$PORT" "$SMTPD" "${OPTS[@]}" "${SMTPD_ARGS[@]}" \
+	    </dev/null >/dev/null 2>>"$LOG" 3>&-
 }
 
 # examples/tcpserver/run, made the test's into $RUN: tcpserver on
@@ -147,6 +188,7 @@ start_socket_activate_example() {
 	listen_on_free_port systemd-socket-activate socket_activate_example
 }
 
+# start_socket_activate_example's listener, on $PORT.
 socket_activate_example() {
 	exec timeout 120 systemd-socket-activate --inetd -a \
 	    -l "127.0.0.1:$PORT" "${SA_OPTS[@]}" "${CMD[@]}" \
@@ -193,6 +235,7 @@ start_inetd_example() {
 	listen_on_free_port inetd inetd_example
 }
 
+# start_inetd_example's listener, on $PORT.
 inetd_example() {
 	INETD_LINE[0]="127.0.0.1:$PORT"
 	(IFS=$'\t'; printf '%s\n' "${INETD_LINE[*]}") \
@@ -233,35 +276,25 @@ write_message() {
 }
 
 # What a mailbox holds of write_message's message, dates and id fixed
-# (normalize), after the Received: lines $@ (tabs and all).
-expected_mbox() {
+# (mbox_fixed), after the Received: lines $@ (tabs and all).
+mbox_of_written_message() {
 	printf '%s\n' "From smith@client.example DATE" \
 	    "Return-Path: <smith@client.example>" "$@" \
 	    "Subject: test $MARKER" "" "Hello, $MARKER." \
 	    ".a line starting with a dot" ">From the start of a line" ""
 }
 
-# Mailbox $1 with its dates and id made fixed, for diff.  tcpserver
-# without -H puts the client's DNS name, if any, in TCPREMOTEHOST: with
-# -H as a second argument, the name before [127.0.0.1] is dropped.
-normalize() {
-	local dns=()
-	[ "${2:-}" != -H ] ||
-	    dns=(-e 's/^(Received: from [^ ]+ \()[A-Za-z0-9.-]+ (\[127\.0\.0\.1\]\))$/\1\2/')
-	sed -E \
-	    -e 's/^(From [^ ]+) [A-Z][a-z]{2} [A-Z][a-z]{2} [ 0-9][0-9] [0-9]{2}:[0-9]{2}:[0-9]{2} [0-9]{4}$/\1 DATE/' \
-	    -e 's/ id [0-9A-Z-]+(;?)$/ id ID\1/' \
-	    -e 's/^\t[A-Z][a-z]{2}, [0-9]{2} [A-Z][a-z]{2} [0-9]{4} [0-9]{2}:[0-9]{2}:[0-9]{2} [-+][0-9]{4}$/\tDATE/' \
-	    "${dns[@]}" "$1"
-}
-
-# Mailbox $1 is what expected_mbox with Received: lines $3... says;
-# $2 is -H (see normalize) or empty.
+# Mailbox $1 is what mbox_of_written_message with Received: lines $3...
+# says, once mbox_fixed.  tcpserver without -H puts the client's DNS
+# name, if any, in TCPREMOTEHOST: with $2 -H, the name before
+# [127.0.0.1] is dropped; $2 is empty otherwise.
 check_mbox() {
-	local box=$1 mode=$2
+	local box=$1 mode=$2 dns=
 	shift 2
-	expected_mbox "$@" >"$BATS_TEST_TMPDIR/expected"
-	normalize "$box" "$mode" >"$BATS_TEST_TMPDIR/got"
+	[ "$mode" != -H ] ||
+	    dns='s/^(Received: from [^ ]+ \()[A-Za-z0-9.-]+ (\[127\.0\.0\.1\]\))$/\1\2/'
+	mbox_of_written_message "$@" >"$BATS_TEST_TMPDIR/expected"
+	mbox_fixed "$box" | sed -E "$dns" >"$BATS_TEST_TMPDIR/got"
 	diff -u "$BATS_TEST_TMPDIR/expected" "$BATS_TEST_TMPDIR/got"
 }
 

@@ -9,7 +9,8 @@ tcp6, for [::]) for the
 listening socket's inode and looks for it among the processes' open
 files.  A superserver that could not bind the port (it was taken a
 moment ago by someone else) keeps running but is not the one listening,
-so launchers.bats asks this before it talks to the port.
+so the tests ask this (wait_listening, launchers-helpers.bash) before
+they talk to the port.
 """
 import os
 import sys

@@ -1,5 +1,6 @@
 #!/usr/bin/env python3
-"""A pipelining SMTP client on a raw socket (RFC 2920), for launchers.bats.
+"""A pipelining SMTP client on a raw socket (RFC 2920), for launchers.bats
+and superserver.bats (pipeline_client in launchers-helpers.bash).
 
     launchers-pipeline.py PORT GROUP...
 
@@ -7,9 +8,9 @@ Connects to 127.0.0.1:PORT and reads the greeting.  Each GROUP is a run
 of lines separated by LF; the whole group, each line ending in CRLF, goes
 out in a single send(), and only then are its replies read: one for each
 command line, and one for the dot that ends the message lines following
-a DATA, in this group or an earlier one (those lines get none).  The arguments' bytes are sent as they
-are (os.fsencode), so a test can put control characters or 8-bit bytes
-in them.  When the groups are done the client closes its side and reads
+a DATA, in this group or an earlier one (those lines get none).  The
+arguments' bytes are sent as they are (os.fsencode), so a test can put
+control characters or 8-bit bytes in them.  When the groups are done the client closes its side and reads
 whatever the server still says.  Every reply line is printed as it came,
 CR taken off, in the order it arrived.  Exit status 2 when a group could
 not go out in one send().

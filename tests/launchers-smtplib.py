@@ -1,5 +1,6 @@
 #!/usr/bin/env python3
-"""python3's smtplib as the client, for launchers.bats.
+"""python3's smtplib as the client, for launchers.bats and debian.bats
+(smtplib_client in launchers-helpers.bash).
 
     launchers-smtplib.py PORT sendmail FROM RCPT... < message
     launchers-smtplib.py PORT steps FROM RCPT... < message

@@ -18,22 +18,15 @@
 load helpers
 load launchers-helpers
 
-# helpers.bash's setup() ($SMTPD, $SPOOL, $TABLE with smith, jones and
-# brown, $LOG), kept under another name, then the -F program and marker.
-eval "helpers_$(declare -f setup)"
+# common_setup ($SMTPD, $SPOOL, $TABLE with smith, jones and brown,
+# $LOG), then launchers_setup: the -F program and marker.
 setup() {
-	helpers_setup
+	common_setup
 	launchers_setup
 }
 
 teardown() {
 	stop_server
-}
-
-# The id of the message that the `250 ... Delivered, id ID' line of
-# file $1 names.
-delivered_id() {
-	sed -n 's/^250 2\.0\.0 Delivered, id \([0-9A-Z-]*\)$/\1/p' "$1"
 }
 
 # The pid of the session that tcpserver -v says it started.

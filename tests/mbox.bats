@@ -11,10 +11,6 @@ TIME='[0-2][0-9]:[0-5][0-9]:[0-6][0-9]'
 ASCTIME="$DAYS $MONTHS [ 1-3][0-9] $TIME [0-9]{4}"
 RFC5322_DATE="$DAYS, [0-9]{1,2} $MONTHS [0-9]{4} $TIME [+-][0-9]{4}"
 
-# One transaction from sender@example.org to jones, up to DATA.
-TRANSACTION=("HELO client.example" "MAIL FROM:<sender@example.org>"
-    "RCPT TO:<jones>" "DATA")
-
 # The mailbox with smtpd's Received: header unfolded onto one line
 # (its folded lines joined with one space).
 unfolded() {
@@ -26,15 +22,16 @@ unfolded() {
 	END { if (rec) print line }' "$1"
 }
 
-# The mailbox with what changes from run to run (dates, ids) made fixed.
-normalize() {
+# Mailbox $1 unfolded, with what changes from run to run (dates, ids)
+# made fixed.
+unfolded_fixed() {
 	unfolded "$1" | sed -E \
 	    -e "s/^(From [^ ]+) $ASCTIME\$/\\1 DATE/" \
 	    -e "/^Received: /s/ id [0-9A-Z-]+/ id ID/" \
 	    -e "/^Received: /s/; $RFC5322_DATE\$/; DATE/"
 }
 
-# What normalize makes of smtpd's envelope lines: sender [recipient].
+# What unfolded_fixed makes of smtpd's envelope lines: sender [recipient].
 envelope() {
 	printf '%s\n' "From $1 DATE" "Return-Path: <$1>"
 	printf '%s' "Received: from client.example (localhost) by mx.example" \
@@ -50,28 +47,26 @@ received_re() {
 	    "${3:+ for <$3>}; $RFC5322_DATE\$"
 }
 
-# received_is WITH [RCPT]: jones's last message came in `with WITH' and
-# its Received: header, unfolded, matches received_re for the id the 250
-# after the data gave (the reply before last of the last `run').
+# received_is WITH [RCPT]: the first message of jones's mailbox (the
+# only one, in the tests that ask) came in `with WITH' and its Received:
+# header, unfolded, matches received_re for the id the 250 after the data
+# gave (the reply before last of the last `run').
 received_is() {
 	local delivered=${lines[${#lines[@]}-2]}
 	[ "${delivered:0:24}" = "250 2.0.0 Delivered, id " ]
-	[[ "$(unfolded "$SPOOL/jones" | sed -n 3p)" =~ \
+	[[ "$(received_unfolded "$SPOOL/jones")" =~ \
 	    $(received_re "$1" "${delivered#250 2.0.0 Delivered, id }" "${2:-}") ]]
 }
 
 # One message to jones, its lines given as arguments; the reply to the
 # data must say it was delivered.
-deliver() {
+deliver_lines() {
 	run -0 smtp "${TRANSACTION[@]}" "$@" . QUIT
 	[ "${lines[5]:0:24}" = "250 2.0.0 Delivered, id " ]
 }
 
-# The reply to DATA saying the mailbox could not be written.
-REFUSED="451 4.3.0 Local error in processing: mailbox unavailable"
-
 @test "the From_ line is From, the sender and a 24-character asctime date" {
-	deliver "Subject: from" "" "Hello."
+	deliver_lines "Subject: from" "" "Hello."
 	from_=$(head -n 1 "$SPOOL/jones")
 	[[ "$from_" =~ ^From\ sender@example\.org\ ($ASCTIME)$ ]]
 	[ "${#BASH_REMATCH[1]}" -eq 24 ]
@@ -93,12 +88,12 @@ REFUSED="451 4.3.0 Local error in processing: mailbox unavailable"
 }
 
 @test "Return-Path: follows the From_ line and holds the sender" {
-	deliver "Subject: path" "" "Hello."
+	deliver_lines "Subject: path" "" "Hello."
 	[ "$(sed -n 2p "$SPOOL/jones")" = "Return-Path: <sender@example.org>" ]
 }
 
 @test "Received: names the HELO, localhost, the host, version, id and the one recipient" {
-	deliver "Subject: trace" "" "Hello."
+	deliver_lines "Subject: trace" "" "Hello."
 	received_is SMTP jones
 }
 
@@ -126,7 +121,7 @@ REFUSED="451 4.3.0 Local error in processing: mailbox unavailable"
 
 @test "From lines are quoted the mboxrd way" {
 	gt=$(printf '>%.0s' {1..20})
-	deliver "Subject: quoting" "" "From a" ">From b" ">>>From x" "From" \
+	deliver_lines "Subject: quoting" "" "From a" ">From b" ">>>From x" "From" \
 	    "Fromage" " From c" "not From d" ">From" ">Fromage" ">>>" \
 	    "${gt}From y" "$gt"
 	diff -u <(printf '%s\n' "Subject: quoting" "" ">From a" ">>From b" \
@@ -135,7 +130,7 @@ REFUSED="451 4.3.0 Local error in processing: mailbox unavailable"
 }
 
 @test "a message whose first line is a From_ line gets it quoted" {
-	deliver "From someone@example.org Mon Jan  1 00:00:00 2024" \
+	deliver_lines "From someone@example.org Mon Jan  1 00:00:00 2024" \
 	    "Subject: pasted" "" "Body."
 	diff -u <(printf '%s\n' \
 	    ">From someone@example.org Mon Jan  1 00:00:00 2024" \
@@ -143,13 +138,13 @@ REFUSED="451 4.3.0 Local error in processing: mailbox unavailable"
 }
 
 @test "a line that becomes From by unstuffing is quoted" {
-	deliver "Subject: stuffed" "" ".From a" ".>From b" "..From c"
+	deliver_lines "Subject: stuffed" "" ".From a" ".>From b" "..From c"
 	diff -u <(printf '%s\n' "Subject: stuffed" "" ">From a" ">>From b" \
 	    ".From c" "") <(stored "$SPOOL/jones")
 }
 
 @test "line ends in the mailbox are LF, with no CR anywhere" {
-	deliver "Subject: crlf" "" "one" "two" "" "three"
+	deliver_lines "Subject: crlf" "" "one" "two" "" "three"
 	[ "$(count_messages jones)" = 1 ]
 	run ! grep -c $'\r' "$SPOOL/jones"
 	[ "$output" = 0 ]
@@ -166,7 +161,7 @@ REFUSED="451 4.3.0 Local error in processing: mailbox unavailable"
 	    printf '%s\n' "Subject: one" "" first ""
 	    envelope sender@example.org jones
 	    printf '%s\n' "Subject: two" "" second "") \
-	    <(normalize "$SPOOL/jones")
+	    <(unfolded_fixed "$SPOOL/jones")
 }
 
 @test "two messages in one mailbox are read back as two by Python's mailbox" {
@@ -197,7 +192,7 @@ REFUSED="451 4.3.0 Local error in processing: mailbox unavailable"
 }
 
 @test "the readers' bookkeeping headers are dropped with their folded lines, whatever their case" {
-	deliver "Subject: clean-up" "Content-Length: 999" "status: RO" \
+	deliver_lines "Subject: clean-up" "Content-Length: 999" "status: RO" \
 	    "X-Status: A" "X-UID: 12" "X-IMAP: 1 2" "X-IMAPbase: 1 2" \
 	    "X-Keywords: junk," $'\tmore junk' "CONTENT-LENGTH: 5" \
 	    "  folded too" "x-keywords: x" "To: jones" "" "Body."
@@ -206,7 +201,7 @@ REFUSED="451 4.3.0 Local error in processing: mailbox unavailable"
 }
 
 @test "a Return-Path header sent with the message is dropped" {
-	deliver "Return-Path: <forged@example.net>" "Subject: path" \
+	deliver_lines "Return-Path: <forged@example.net>" "Subject: path" \
 	    "return-path: <forged@example.com>" $'\t(folded)' "" "Body."
 	diff -u <(printf '%s\n' "Subject: path" "" Body. "") \
 	    <(stored "$SPOOL/jones")
@@ -218,7 +213,7 @@ REFUSED="451 4.3.0 Local error in processing: mailbox unavailable"
 	body=("Status: RO" "Content-Length: 12" "X-UID: 1" "X-IMAP: 1" \
 	    "X-IMAPbase: 1" "X-Status: A" "X-Keywords: k" \
 	    "Return-Path: <body@example.net>" $'\tfolded')
-	deliver "Subject: body" "" "${body[@]}"
+	deliver_lines "Subject: body" "" "${body[@]}"
 	diff -u <(printf '%s\n' "Subject: body" "" "${body[@]}" "") \
 	    <(stored "$SPOOL/jones")
 }
@@ -232,7 +227,7 @@ REFUSED="451 4.3.0 Local error in processing: mailbox unavailable"
 	    "X-A-Header-Name-Longer-Than-Thirty-Two-Octets: kept" \
 	    "Content-Length-Of-Something-Else-Entirely-Here: kept" \
 	    "To: Joe Jones <jones@mx.example>")
-	deliver "${head[@]}" "" "Body."
+	deliver_lines "${head[@]}" "" "Body."
 	diff -u <(printf '%s\n' "${head[@]}" "" Body. "") \
 	    <(stored "$SPOOL/jones")
 }
@@ -241,46 +236,46 @@ REFUSED="451 4.3.0 Local error in processing: mailbox unavailable"
 	printf '%s\n' "From old@example.org Mon Jan  1 00:00:00 2024" \
 	    "Subject: old" "" "old body" >"$SPOOL/jones"
 	chmod 600 "$SPOOL/jones"
-	deliver "Subject: new" "" "new body"
+	deliver_lines "Subject: new" "" "new body"
 	diff -u <(printf '%s\n' "From old@example.org DATE" "Subject: old" "" \
 	    "old body" ""
 	    envelope sender@example.org jones
 	    printf '%s\n' "Subject: new" "" "new body" "") \
-	    <(normalize "$SPOOL/jones")
+	    <(unfolded_fixed "$SPOOL/jones")
 }
 
 @test "a mailbox not ending in a newline gets a blank line before the new message" {
 	printf 'From old@example.org Mon Jan  1 00:00:00 2024\n%s' \
 	    $'Subject: old\n\nold body' >"$SPOOL/jones"
 	chmod 600 "$SPOOL/jones"
-	deliver "Subject: new" "" "new body"
+	deliver_lines "Subject: new" "" "new body"
 	diff -u <(printf '%s\n' "From old@example.org DATE" "Subject: old" "" \
 	    "old body" ""
 	    envelope sender@example.org jones
 	    printf '%s\n' "Subject: new" "" "new body" "") \
-	    <(normalize "$SPOOL/jones")
+	    <(unfolded_fixed "$SPOOL/jones")
 }
 
 @test "a mailbox ending in a blank line gets no other one" {
 	printf '%s\n' "From old@example.org Mon Jan  1 00:00:00 2024" \
 	    "Subject: old" "" "old body" "" >"$SPOOL/jones"
 	chmod 600 "$SPOOL/jones"
-	deliver "Subject: new" "" "new body"
+	deliver_lines "Subject: new" "" "new body"
 	diff -u <(printf '%s\n' "From old@example.org DATE" "Subject: old" "" \
 	    "old body" ""
 	    envelope sender@example.org jones
 	    printf '%s\n' "Subject: new" "" "new body" "") \
-	    <(normalize "$SPOOL/jones")
+	    <(unfolded_fixed "$SPOOL/jones")
 }
 
 @test "a new mailbox is created mode 0600" {
 	umask 000
-	deliver "Subject: mode" "" "Hello."
+	deliver_lines "Subject: mode" "" "Hello."
 	[ "$(stat -c %a "$SPOOL/jones")" = 600 ]
 }
 
 @test "a message of headers without a blank line after them is stored intact" {
-	deliver "Subject: no body" "X-Note: nothing follows"
+	deliver_lines "Subject: no body" "X-Note: nothing follows"
 	diff -u <(printf '%s\n' "Subject: no body" "X-Note: nothing follows" "") \
 	    <(stored "$SPOOL/jones")
 }
@@ -288,16 +283,16 @@ REFUSED="451 4.3.0 Local error in processing: mailbox unavailable"
 @test "a message without any header is stored intact but for bookkeeping lines before its first empty line" {
 	# mail readers take every line up to the first empty one for the
 	# header section: a Status: there would mark the message read
-	deliver "just text, no header" "Status: RO" "Content-Length: 3" \
+	deliver_lines "just text, no header" "Status: RO" "Content-Length: 3" \
 	    "From here" "" "Status: in the body"
 	diff -u <(printf '%s\n' "just text, no header" ">From here" "" \
 	    "Status: in the body" "") <(stored "$SPOOL/jones")
 }
 
 @test "an empty message is delivered" {
-	deliver
+	deliver_lines
 	diff -u <(envelope sender@example.org jones; echo) \
-	    <(normalize "$SPOOL/jones")
+	    <(unfolded_fixed "$SPOOL/jones")
 }
 
 @test "a symbolic link at the mailbox's path is refused with 451, its target untouched" {
@@ -385,7 +380,7 @@ big_after_old() {
 		}
 	}' >"$sent"
 	[ "$(wc -c <"$sent")" -gt $((8 << 20)) ]
-	deliver "Subject: first" "" "The old message."
+	deliver_lines "Subject: first" "" "The old message."
 	before=$(cat "$SPOOL/jones"; echo x)
 	run -0 smtp_raw < <(printf '%s\r\n' "${TRANSACTION[@]}"
 	    sed -e 's/^\./../' -e 's/$/\r/' "$sent"

@@ -17,20 +17,18 @@
 # fail2ban where a test says so: a test whose tool is missing skips,
 # saying which.
 load helpers
-load launchers-helpers	# EXAMPLES, wait_listening
+load launchers-helpers	# EXAMPLES, start_tcpserver, start_socket_activate
 
 RECORD="$BATS_TEST_TMPDIR/recorded"
-DELIVERED="250 2.0.0 Delivered, id "
 UNAVAILABLE="451 4.7.1 Content filter unavailable, try again later"
 GTUBE='XJS*C4JDBQADN1.NSBN3*2IDNEN*GTUBE-STANDARD-ANTI-UBE-TEST-EMAIL*C.34X'
 
-# helpers.bash's setup(), then TMPDIR a directory of its own, which
-# must be empty after each session, and the directory where filters
-# record what they saw (both writable by nobody, the filter's account
-# when smtpd runs as root).
-eval "helpers_$(declare -f setup)"
+# common_setup, then TMPDIR a directory of its own, which must be empty
+# after each session, and the directory where filters record what they
+# saw (both writable by nobody, the filter's account when smtpd runs as
+# root).
 setup() {
-	helpers_setup
+	common_setup
 	export TMPDIR="$BATS_TEST_TMPDIR/tmp"
 	mkdir -p "$TMPDIR" "$RECORD"
 	chmod 1777 "$TMPDIR" "$RECORD"
@@ -72,7 +70,7 @@ children_gone() {
 	local pid
 	[ -s "$RECORD/children" ]	# there was one
 	while read -r pid; do
-		wait_for 5 eval "! running $pid" ||
+		wait_until 5 gone "$pid" ||
 		    { echo "the filter's child $pid still runs" >&2; return 1; }
 	done <"$RECORD/children"
 }
@@ -94,11 +92,6 @@ mail_jones() {
 	    "RCPT TO:<jones>" DATA
 	printf '%s\n' "$1"
 	printf '%s\r\n' "MAIL FROM:<brown@client.example>" QUIT
-}
-
-# The reply to the end of DATA in the last `run': the line after 354.
-data_reply() {
-	printf '%s\n' "${lines[@]}" | sed -n '/^354 /{n;p;q}'
 }
 
 # The session of the last `run' went on after the message.
@@ -154,11 +147,6 @@ record_filter() {
 	EOF
 	chmod 644 "$BATS_TEST_TMPDIR/record.pl"
 	OPTS+=(-X "perl $BATS_TEST_TMPDIR/record.pl $RECORD")
-}
-
-# The id of the `250 2.0.0 Delivered, id ID' line of the last `run'.
-delivered_id() {
-	printf '%s\n' "${lines[@]}" | sed -n 's/^250 2\.0\.0 Delivered, id //p'
 }
 
 # --- the filter's input, environment and account -----------------------
@@ -384,6 +372,7 @@ temp_failure() {
 	temp_failure first "$(message)" "did not read the message"
 }
 
+# bats test_tags=slow
 @test "-X: a message larger than a pipe, a filter that never reads: a 451 at once, not at the time limit" {
 	filter deaf <<-'EOF'
 	exit 0
@@ -401,6 +390,7 @@ temp_failure() {
 	temp_failure sleepy "$(big_message)" "did not read the message"
 }
 
+# bats test_tags=slow
 @test "-X: a filter that sleeps past -t 2 is killed with what it started: 451 after about 2 s" {
 	filter slow <<-EOF
 	$CHILD
@@ -415,6 +405,7 @@ temp_failure() {
 	children_gone
 }
 
+# bats test_tags=slow
 @test "-X: a filter that sleeps past -t 2 without reading a big message: 451, nothing left" {
 	filter stuck <<-EOF
 	$CHILD
@@ -495,6 +486,7 @@ have_spamc() {
 	SMTP_WAIT=100
 }
 
+# A message carrying GTUBE, which SpamAssassin always takes for spam.
 gtube_message() {
 	printf '%s\r\n' "From: <spammer@client.example>" "Subject: test" "" \
 	    "$GTUBE" .
@@ -520,13 +512,13 @@ spamassassin_verdicts() {
 	no_temp_files
 }
 
-# bats test_tags=tools
+# bats test_tags=tools,slow
 @test "examples/filters/spamassassin: GTUBE refused 554 before any 250 and in no mailbox; an ordinary message delivered with X-Spam-Status" {
 	have_spamassassin
 	spamassassin_verdicts
 }
 
-# bats test_tags=tools
+# bats test_tags=tools,slow
 @test "examples/filters/spamc, with a spamd of the test's own: the same verdicts" {
 	command -v spamc >/dev/null || skip "spamc not installed (apt-get install spamc)"
 	spamd=$(PATH="$PATH:/usr/sbin:/sbin" command -v spamd) ||
@@ -549,7 +541,7 @@ spamassassin_verdicts() {
 	spamassassin_verdicts
 }
 
-# bats test_tags=tools
+# bats test_tags=tools,slow
 @test "examples/filters/spamc, with spamd down: a 451, never a message let through unjudged" {
 	port=$(free_port)	# free: no spamd there
 	have_spamc "$port"
@@ -569,7 +561,7 @@ spamassassin_verdicts() {
 # (ms from connect to the first reply) and `# closed N' (ms from its
 # last send to the server's close); exit 3 if the server kept it
 # waiting 10 s.
-client() {
+timed_client() {
 	timeout 30 python3 - "$PORT" "$@" <<-'PY'
 	import socket, sys, time
 	port, how = int(sys.argv[1]), sys.argv[2]
@@ -619,74 +611,45 @@ client() {
 	PY
 }
 
-# The replies of the last `run' of client, without its `#' lines.
-replies() {
+# The replies of the last `run' of timed_client, without its `#' lines.
+timed_client_replies() {
 	printf '%s\n' "${lines[@]}" | grep -v '^# '
 }
 
-# What the last `run' of client timed: greeting or closed, in ms.
+# What the last `run' of timed_client timed: greeting or closed, in ms.
 timed() {
 	printf '%s\n' "${lines[@]}" | sed -n "s/^# $1 //p"
-}
-
-# tcpserver -H -R on 127.0.0.1 and a free port ($PORT) running smtpd
-# with OPTS and the arguments; its log (-e) in $LOG.  No probe
-# connection: it would be a session of its own in the log.
-start_tcpserver() {
-	command -v tcpserver >/dev/null ||
-	    skip "tcpserver not installed (apt-get install ucspi-tcp)"
-	ARGS=("$@")
-	listen_on_free_port tcpserver tcpserver_on_port && started "$SERVER_PID"
-}
-
-tcpserver_on_port() {
-	exec timeout 120 tcpserver -H -R -l0 127.0.0.1 "$PORT" \
-	    "$SMTPD" "${OPTS[@]}" "${ARGS[@]}" </dev/null >/dev/null 2>>"$LOG" 3>&-
-}
-
-# The same under systemd-socket-activate --inetd -a (systemd's
-# Accept=yes).
-start_socket_activate() {
-	command -v systemd-socket-activate >/dev/null ||
-	    skip "systemd-socket-activate not installed (apt-get install systemd)"
-	ARGS=("$@")
-	listen_on_free_port systemd-socket-activate socket_activate_on_port &&
-	    started "$SERVER_PID"
-}
-
-socket_activate_on_port() {
-	exec timeout 120 systemd-socket-activate --inetd -a \
-	    -l "127.0.0.1:$PORT" "$SMTPD" "${OPTS[@]}" "${ARGS[@]}" \
-	    </dev/null >/dev/null 2>>"$LOG" 3>&-
 }
 
 # With -g 1 (the server started already): an early talker gets the 554
 # alone and then the end, logged; a patient client is greeted after a
 # second and served.
 early_and_patient() {
-	run -0 client early
-	[ "$(replies)" = "554 5.5.1 mx.example talked before the greeting" ]
+	run -0 timed_client early
+	[ "$(timed_client_replies)" = "554 5.5.1 mx.example talked before the greeting" ]
 	wait_for_line "$LOG" '^smtpd\[[0-9]+\]: end .*\(talked before the greeting\)$'
 	run -0 grep -cE '^smtpd\[[0-9]+\]: refused client=127\.0\.0\.1: talked before the greeting$' "$LOG"
 	[ "$output" = 1 ]
-	run -0 client patient
-	run -0 replies
+	run -0 timed_client patient
+	run -0 timed_client_replies
 	[ "${lines[0]}" = "220 mx.example ESMTP smtpd $VERSION" ]
 	[ "${lines[1]}" = "250-mx.example" ]
 	[[ "${lines[-2]}" == "250 "* ]]
 	[ "${lines[-1]}" = "221 2.0.0 mx.example closing connection" ]
-	run -0 client patient
+	run -0 timed_client patient
 	[ "$(timed greeting)" -ge 950 ]		# -g 1: a second's wait first
 	wait_for_line "$LOG" '^smtpd\[[0-9]+\]: end .*\(QUIT\)$'
 	run -0 grep -c 'talked before the greeting$' "$LOG"
 	[ "$output" = 1 ]			# the patient ones were not
 }
 
+# bats test_tags=slow
 @test "-g 1 under tcpserver: an early talker gets 554 and the end, logged; a patient client is served" {
 	start_tcpserver -g 1
 	early_and_patient
 }
 
+# bats test_tags=slow
 @test "-g 1 under systemd-socket-activate: an early talker gets 554 and the end, logged; a patient client is served" {
 	start_socket_activate -g 1
 	early_and_patient
@@ -694,8 +657,8 @@ early_and_patient() {
 
 @test "-g 0 (the default) under tcpserver: a patient client is served" {
 	start_tcpserver
-	run -0 client patient
-	run -0 replies
+	run -0 timed_client patient
+	run -0 timed_client_replies
 	[ "${lines[0]}" = "220 mx.example ESMTP smtpd $VERSION" ]
 	[ "${lines[-1]}" = "221 2.0.0 mx.example closing connection" ]
 }
@@ -759,8 +722,8 @@ check_with() {
 
 @test "an HTTP request under tcpserver: 421 as the first reply after the greeting, then the connection closes" {
 	start_tcpserver
-	run -0 client http "GET / HTTP/1.1"
-	[ "$(replies)" = $'220 mx.example ESMTP smtpd '"$VERSION"$'\n421 4.7.0 mx.example not an SMTP client' ]
+	run -0 timed_client http "GET / HTTP/1.1"
+	[ "$(timed_client_replies)" = $'220 mx.example ESMTP smtpd '"$VERSION"$'\n421 4.7.0 mx.example not an SMTP client' ]
 	[ "$(timed closed)" -lt 3000 ]
 	wait_for_line "$LOG" '^smtpd\[[0-9]+\]: refused client=127\.0\.0\.1: not an SMTP client: GET / HTTP/1\.1$'
 }
@@ -791,6 +754,7 @@ session_from() {
 	cat "$LOG" >>"$ALL"
 }
 
+# bats test_tags=slow
 @test "fail2ban-regex with examples/fail2ban finds each refused client, and no line of a good session or a 451" {
 	command -v fail2ban-regex >/dev/null ||
 	    skip "fail2ban-regex not installed (apt-get install fail2ban)"

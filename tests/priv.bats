@@ -12,7 +12,8 @@ teardown() {
 # The one child of process $1 (the dialogue), once there is one.
 child_of() {
 	local kids
-	wait_for 5 test -s "/proc/$1/task/$1/children"
+	# (a file of /proc has no size: its text is what tells)
+	wait_until 5 grep -q . "/proc/$1/task/$1/children"
 	read -r -a kids <"/proc/$1/task/$1/children"
 	[ "${#kids[@]}" = 1 ]
 	echo "${kids[0]}"
@@ -32,7 +33,7 @@ fd_of() {
 	[ "$(id -u)" = 0 ] || skip "needs root"
 	start_session held
 	send "HELO client.example"
-	wait_for 5 grep -q '^250 ' "$OUT"
+	wait_until 5 grep -q '^250 ' "$OUT"
 	dialogue=$(child_of "$PID")
 	nobody="$(id -u nobody) $(id -u nobody) $(id -u nobody) $(id -u nobody)"
 	[ "$(status_of "$dialogue" Uid)" = "$nobody" ]
@@ -58,7 +59,7 @@ fd_of() {
 	cp "$SPOOL/jones" "$BATS_TEST_TMPDIR/jones.before"
 	start_session held
 	send "HELO client.example" "MAIL FROM:<a@example.org>" "RCPT TO:<jones>"
-	wait_for 5 grep -q '^250 2.1.5 ' "$OUT"
+	wait_until 5 grep -q '^250 2.1.5 ' "$OUT"
 	dialogue=$(child_of "$PID")
 	# with the dialogue's own credentials, as /proc shows them
 	uid=$(status_of "$dialogue" Uid | cut -d' ' -f2)
@@ -96,7 +97,7 @@ fd_of() {
 @test "the deliverer holds none of the client's descriptors: its 0, 1 and 2 are /dev/null or the log" {
 	start_session held
 	send "HELO client.example"
-	wait_for 5 grep -q '^250 ' "$OUT"
+	wait_until 5 grep -q '^250 ' "$OUT"
 	dialogue=$(child_of "$PID")
 	[[ "$(fd_of "$dialogue" 0)" == *held.in ]]
 	[[ "$(fd_of "$dialogue" 1)" == *held.out ]]
@@ -121,7 +122,7 @@ fd_of() {
 	OPTS=(-T -n mx.example -a "$TABLE" -m "$SPOOL")
 	start_session held
 	send "HELO client.example"
-	wait_for 5 grep -q '^250 ' "$OUT"
+	wait_until 5 grep -q '^250 ' "$OUT"
 	[ "$(fd_of "$PID" 2)" = /dev/null ]
 	send QUIT
 	exec {TO}>&-
@@ -131,7 +132,7 @@ fd_of() {
 @test "mail delivered through the split: the dot-lock is the deliverer's, the message id the dialogue's" {
 	start_session held
 	send "HELO client.example"
-	wait_for 5 grep -q '^250 ' "$OUT"
+	wait_until 5 grep -q '^250 ' "$OUT"
 	dialogue=$(child_of "$PID")
 	send "MAIL FROM:<a@example.org>" "RCPT TO:<jones>" DATA "Subject: split" \
 	    "" "Hello." . QUIT
@@ -175,7 +176,7 @@ print(s)' "$dialogue")
 	OPTS+=(-U daemon)
 	start_session held
 	send "HELO client.example"
-	wait_for 5 grep -q '^250 ' "$OUT"
+	wait_until 5 grep -q '^250 ' "$OUT"
 	dialogue=$(child_of "$PID")
 	[ "$(status_of "$dialogue" Uid | cut -d' ' -f1)" = "$(id -u daemon)" ]
 	send QUIT
@@ -212,7 +213,7 @@ print(s)' "$dialogue")
 @test "a dialogue killed mid-session costs its session alone: the deliverer ends, nothing is left behind" {
 	start_session held
 	send "HELO client.example" "MAIL FROM:<a@example.org>" "RCPT TO:<jones>"
-	wait_for 5 grep -q '^250 2.1.5' "$OUT"
+	wait_until 5 grep -q '^250 2.1.5' "$OUT"
 	dialogue=$(child_of "$PID")
 	kill -9 "$dialogue"
 	rc=0
@@ -226,10 +227,10 @@ print(s)' "$dialogue")
 @test "the deliverer killed mid-session: the dialogue ends too (it could deliver nothing)" {
 	start_session held
 	send "HELO client.example"
-	wait_for 5 grep -q '^250 ' "$OUT"
+	wait_until 5 grep -q '^250 ' "$OUT"
 	dialogue=$(child_of "$PID")
 	kill -9 "$PID"
 	wait "$PID" || true
-	wait_for 5 eval '! running "$dialogue"'
+	wait_until 5 gone "$dialogue"
 	exec {TO}>&-
 }

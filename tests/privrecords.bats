@@ -25,7 +25,7 @@ drive() {
 }
 
 # The answer a malformed request gets, its log line, an empty spool.
-refused() {
+request_refused() {
 	[ "${lines[0]}" = "status=1 why=malformed request: $1" ]
 	[[ "$stderr" == *"a malformed delivery request: $1"* ]]
 	[ -z "$(spool_ls "$SPOOL")" ]
@@ -63,45 +63,45 @@ session_ended() {
 @test "priv-driver: a message descriptor that is a FIFO, a directory, write-only or O_PATH is refused" {
 	for kind in fifo directory writeonly opath; do
 		drive file "$kind"
-		refused "the message is no regular file it can read"
+		request_refused "the message is no regular file it can read"
 		still_serves
 	done
 }
 
 @test "priv-driver: a message file shorter than the size the request claims is refused" {
 	drive file short
-	refused "the message is no regular file it can read"
+	request_refused "the message is no regular file it can read"
 	still_serves
 }
 
 @test "priv-driver: a field whose length runs past the record is refused" {
 	drive overrun
-	refused "a field too long, or cut short"
+	request_refused "a field too long, or cut short"
 	still_serves
 }
 
 @test "priv-driver: bytes left over after the message are refused" {
 	drive leftover
-	refused "bytes left over"
+	request_refused "bytes left over"
 	still_serves
 }
 
 @test "priv-driver: more targets than a message may have are refused" {
 	drive targets
-	refused "a field too long, or cut short"
+	request_refused "a field too long, or cut short"
 	still_serves
 }
 
 @test "priv-driver: a sender that carries a line of its own is refused" {
 	drive sender
-	refused "bad sender, recipient or HELO"
+	request_refused "bad sender, recipient or HELO"
 	still_serves
 }
 
 @test "priv-driver: mailbox names that leave the spool or name a lock are refused" {
 	for name in ../escape .smtpd-queue jones.lock Jones "a/b" ""; do
 		drive deliver "$name"
-		refused "a target that may not be delivered to"
+		request_refused "a target that may not be delivered to"
 		still_serves
 	done
 	[ ! -e "$BATS_TEST_TMPDIR/escape" ]
@@ -138,7 +138,7 @@ session_ended() {
 	grep -q '(TLSv1.2 ECDHE-RSA-CHACHA20-POLY1305) id TPX-DRV-1' "$SPOOL/jones"
 	rm "$SPOOL/jones"
 	drive tls bad
-	refused "bad TLS facts"
+	request_refused "bad TLS facts"
 	still_serves
 }
 
@@ -152,7 +152,7 @@ session_ended() {
 	rm "$SPOOL/jones"
 	for kind in empty from noname unended; do
 		drive fields "$kind"
-		refused "the filter's header fields are not header fields"
+		request_refused "the filter's header fields are not header fields"
 		[ ! -e "$SPOOL/jones" ]
 	done
 	still_serves

@@ -1,115 +1,25 @@
 #!/usr/bin/env bats
 # smtpd started for real by a superserver on 127.0.0.1 (smtpd.8, LAUNCHING):
 # tcpserver (ucspi-tcp) and systemd-socket-activate in inetd mode, with a
-# client over TCP.  Each test's server runs in the background and is
-# killed by its PID in teardown().
+# client over TCP (launchers-pipeline.py).  Each test's server runs in the
+# background and is killed by its PID in teardown().
 load helpers
+load launchers-helpers	# start_tcpserver, start_socket_activate, pipeline_client
 
 teardown() {
-	if [ -n "${SERVER_PID:-}" ]; then
-		kill "$SERVER_PID" 2>/dev/null || true
-		wait "$SERVER_PID" 2>/dev/null || true
-	fi
-}
-
-# smtpd under tcpserver on 127.0.0.1, on a port the kernel picks (-1
-# prints it); the arguments go to tcpserver before its host and port.
-# smtpd's log (-e) and tcpserver's go to $LOG.  Sets SERVER_PID and PORT.
-start_tcpserver() {
-	command -v tcpserver >/dev/null ||
-	    skip "tcpserver not installed (apt-get install ucspi-tcp)"
-	timeout 60 tcpserver -1 -q -R -H -l localhost "$@" 127.0.0.1 0 \
-	    "$SMTPD" "${OPTS[@]}" >"$BATS_TEST_TMPDIR/port" 2>"$LOG" 3>&- &
-	SERVER_PID=$!
-	wait_for_line "$BATS_TEST_TMPDIR/port" '^[0-9]+$'
-	PORT=$(head -n 1 "$BATS_TEST_TMPDIR/port")
-}
-
-# smtpd under systemd-socket-activate in inetd mode, one process a
-# connection (like Accept=yes).  Sets SERVER_PID and PORT.
-start_socket_activate() {
-	command -v systemd-socket-activate >/dev/null ||
-	    skip "systemd-socket-activate not installed (apt-get install systemd)"
-	PORT=$(free_port)
-	timeout 60 systemd-socket-activate --inetd -a -l "127.0.0.1:$PORT" \
-	    "$SMTPD" "${OPTS[@]}" >/dev/null 2>"$LOG" 3>&- &
-	SERVER_PID=$!
-	wait_for_line "$LOG" "^Listening on 127\.0\.0\.1:$PORT "
-}
-
-# A client on 127.0.0.1:$PORT.  It reads the greeting; then each argument
-# is sent in one write, its lines (separated by LF) each ending in CRLF, and
-# one reply is read for each line, except for message lines after a 354
-# (up to the single dot).  When done it closes its side and reads to the
-# end, or stops when the server has closed.  Every reply line is printed
-# as it came, CR taken off.
-client() {
-	timeout 15 python3 - "$PORT" "$@" <<'PY'
-import socket, sys
-
-sock = socket.create_connection(("127.0.0.1", int(sys.argv[1])), timeout=10)
-replies = sock.makefile("rb")
-
-def reply():
-	"""One whole reply, multi-line ones included; False at the end."""
-	while True:
-		try:
-			line = replies.readline()
-		except OSError:		# reset: the server has gone
-			return False
-		if not line:
-			return False
-		line = line.rstrip(b"\n").rstrip(b"\r")
-		sys.stdout.buffer.write(line + b"\n")
-		sys.stdout.buffer.flush()
-		if line[3:4] != b"-":
-			return line
-
-last = reply()
-in_data = False
-for arg in sys.argv[2:]:
-	if last is False:
-		break
-	lines = arg.split("\n")
-	try:
-		sock.sendall(b"".join(l.encode() + b"\r\n" for l in lines))
-	except OSError:		# the server closed first: read what it said
-		break
-	for l in lines:
-		if in_data and l != ".":
-			continue
-		in_data = False
-		last = reply()
-		if last is False:
-			break
-		in_data = last.startswith(b"354")
-try:
-	sock.shutdown(socket.SHUT_WR)
-	while reply() is not False:
-		pass
-except OSError:
-	pass
-PY
-}
-
-# A mailbox with its varying parts (dates, id) made fixed, for diff.
-normalize() {
-	sed -E \
-	    -e 's/^(From [^ ]+) [A-Z][a-z]{2} [A-Z][a-z]{2} [ 0-9][0-9] [0-9]{2}:[0-9]{2}:[0-9]{2} [0-9]{4}$/\1 DATE/' \
-	    -e 's/ id [0-9A-Z-]+$/ id ID/' \
-	    -e 's/^\t[A-Z][a-z]{2}, [0-9]{2} [A-Z][a-z]{2} [0-9]{4} [0-9]{2}:[0-9]{2}:[0-9]{2} [-+][0-9]{4}$/\tDATE/' \
-	    "$1"
+	stop_server
 }
 
 # One message from smith to jones over TCP, QUIT included.
-session() {
-	client "HELO client.example" "MAIL FROM:<smith@client.example>" \
+tcp_session_to_jones() {
+	pipeline_client "HELO client.example" "MAIL FROM:<smith@client.example>" \
 	    "RCPT TO:<jones>" DATA \
 	    $'Subject: over TCP\n\nHello, Joe.\n.' QUIT
 }
 
-# What jones's mailbox must hold after session(), dates and id fixed.
-expected_mbox() {
+# What jones's mailbox must hold after tcp_session_to_jones, once
+# mbox_fixed.
+mbox_after_tcp_session() {
 	printf '%s\n' "From smith@client.example DATE" \
 	    "Return-Path: <smith@client.example>" \
 	    "Received: from client.example ([127.0.0.1])" \
@@ -117,9 +27,20 @@ expected_mbox() {
 	    $'\tfor <jones>;' $'\tDATE' "Subject: over TCP" "" "Hello, Joe." ""
 }
 
+# tcpserver's rules for start_tcpserver (-x, in TCPSERVER_OPTS): 127.0.0.1
+# allowed, with RELAYCLIENT="" set; or a skip where tcprules is missing.
+relayclient_rules() {
+	command -v tcprules >/dev/null ||
+	    skip "tcprules not installed (apt-get install ucspi-tcp)"
+	echo '127.0.0.1:allow,RELAYCLIENT=""' |
+	    timeout 10 tcprules "$BATS_TEST_TMPDIR/rules.cdb" \
+	    "$BATS_TEST_TMPDIR/rules.tmp"
+	TCPSERVER_OPTS=(-x "$BATS_TEST_TMPDIR/rules.cdb")
+}
+
 @test "under tcpserver a session over TCP is answered from 220 to 221" {
 	start_tcpserver
-	run -0 session
+	run -0 tcp_session_to_jones
 	[ "${#lines[@]}" -eq 7 ]
 	[ "${lines[0]}" = "220 mx.example ESMTP smtpd 0.1" ]
 	[ "${lines[1]}" = "250 mx.example" ]
@@ -132,42 +53,34 @@ expected_mbox() {
 
 @test "under tcpserver the Received: header names the client [127.0.0.1]" {
 	start_tcpserver
-	run -0 session
-	expected_mbox >"$BATS_TEST_TMPDIR/expected"
-	normalize "$SPOOL/jones" >"$BATS_TEST_TMPDIR/got"
+	run -0 tcp_session_to_jones
+	mbox_after_tcp_session >"$BATS_TEST_TMPDIR/expected"
+	mbox_fixed "$SPOOL/jones" >"$BATS_TEST_TMPDIR/got"
 	diff -u "$BATS_TEST_TMPDIR/expected" "$BATS_TEST_TMPDIR/got"
 }
 
 @test "under tcpserver the log names the client 127.0.0.1" {
 	start_tcpserver
-	run -0 session
+	run -0 tcp_session_to_jones
 	run -0 grep -E '^smtpd\[[0-9]+\]: start client=127\.0\.0\.1$' "$LOG"
 	run -0 grep -E '^smtpd\[[0-9]+\]: id=[0-9A-Z-]+ client=127\.0\.0\.1 from=<smith@client\.example> to=<jones> size=[0-9]+ delivered$' "$LOG"
 }
 
 @test "under tcpserver with RELAYCLIENT=\"\" from the rules a local delivery still works" {
-	command -v tcprules >/dev/null ||
-	    skip "tcprules not installed (apt-get install ucspi-tcp)"
-	echo '127.0.0.1:allow,RELAYCLIENT=""' |
-	    timeout 10 tcprules "$BATS_TEST_TMPDIR/rules.cdb" \
-	    "$BATS_TEST_TMPDIR/rules.tmp"
-	start_tcpserver -x "$BATS_TEST_TMPDIR/rules.cdb"
-	run -0 session
+	relayclient_rules
+	start_tcpserver
+	run -0 tcp_session_to_jones
 	[[ "${lines[5]}" =~ ^"250 2.0.0 Delivered, id "[0-9A-Z-]+$ ]]
 	[ "${lines[6]}" = "221 2.0.0 mx.example closing connection" ]
-	expected_mbox >"$BATS_TEST_TMPDIR/expected"
-	normalize "$SPOOL/jones" >"$BATS_TEST_TMPDIR/got"
+	mbox_after_tcp_session >"$BATS_TEST_TMPDIR/expected"
+	mbox_fixed "$SPOOL/jones" >"$BATS_TEST_TMPDIR/got"
 	diff -u "$BATS_TEST_TMPDIR/expected" "$BATS_TEST_TMPDIR/got"
 }
 
 @test "under tcpserver with RELAYCLIENT but without -F a remote recipient is refused 550 5.7.1" {
-	command -v tcprules >/dev/null ||
-	    skip "tcprules not installed (apt-get install ucspi-tcp)"
-	echo '127.0.0.1:allow,RELAYCLIENT=""' |
-	    timeout 10 tcprules "$BATS_TEST_TMPDIR/rules.cdb" \
-	    "$BATS_TEST_TMPDIR/rules.tmp"
-	start_tcpserver -x "$BATS_TEST_TMPDIR/rules.cdb"
-	run -0 client "HELO client.example" "MAIL FROM:<smith@client.example>" \
+	relayclient_rules
+	start_tcpserver
+	run -0 pipeline_client "HELO client.example" "MAIL FROM:<smith@client.example>" \
 	    "RCPT TO:<someone@elsewhere.example>" QUIT
 	[ "${lines[3]}" = "550 5.7.1 relaying denied" ]
 	[ "${lines[4]}" = "221 2.0.0 mx.example closing connection" ]
@@ -176,7 +89,7 @@ expected_mbox() {
 @test "under tcpserver a start-up error answers the client 421 and closes" {
 	OPTS=(-e -T -n mx.example -a "$BATS_TEST_TMPDIR/missing" -m "$SPOOL")
 	start_tcpserver
-	run -0 client "HELO client.example" QUIT
+	run -0 pipeline_client "HELO client.example" QUIT
 	[ "${#lines[@]}" -eq 1 ]
 	[ "${lines[0]}" = "421 4.3.0 mx.example local configuration error" ]
 	run -0 grep -E "^smtpd\[[0-9]+\]: .*$BATS_TEST_TMPDIR/missing" "$LOG"
@@ -187,7 +100,7 @@ expected_mbox() {
 	OPTS=(-c 'exec "$0" "$@" 2>&1' "$SMTPD" -T -n mx.example -a "$TABLE" -m "$SPOOL")
 	SMTPD=sh
 	start_tcpserver
-	run -0 session
+	run -0 tcp_session_to_jones
 	[ "${#lines[@]}" -eq 7 ]
 	run ! grep -v -E '^[0-9]{3} ' <(printf '%s\n' "${lines[@]}")
 	[ "$(count_messages jones)" = 1 ]
@@ -195,7 +108,7 @@ expected_mbox() {
 
 @test "under systemd-socket-activate --inetd a session delivers the message" {
 	start_socket_activate
-	run -0 session
+	run -0 tcp_session_to_jones
 	[[ "${lines[5]}" =~ ^"250 2.0.0 Delivered, id "[0-9A-Z-]+$ ]]
 	[ "${lines[6]}" = "221 2.0.0 mx.example closing connection" ]
 	[ "$(count_messages jones)" = 1 ]
@@ -203,15 +116,15 @@ expected_mbox() {
 
 @test "under systemd-socket-activate --inetd the Received: header names [127.0.0.1]" {
 	start_socket_activate
-	run -0 session
-	expected_mbox >"$BATS_TEST_TMPDIR/expected"
-	normalize "$SPOOL/jones" >"$BATS_TEST_TMPDIR/got"
+	run -0 tcp_session_to_jones
+	mbox_after_tcp_session >"$BATS_TEST_TMPDIR/expected"
+	mbox_fixed "$SPOOL/jones" >"$BATS_TEST_TMPDIR/got"
 	diff -u "$BATS_TEST_TMPDIR/expected" "$BATS_TEST_TMPDIR/got"
 }
 
 @test "pipelined MAIL, RCPT, RCPT, DATA in one write are answered in order" {
 	start_tcpserver
-	run -0 client "EHLO client.example" \
+	run -0 pipeline_client "EHLO client.example" \
 	    $'MAIL FROM:<smith@client.example>\nRCPT TO:<jones>\nRCPT TO:<brown>\nDATA' \
 	    $'Subject: pipelined\n\nHello, both.\n.' QUIT
 	printf '%s\n' "${lines[@]}" | grep -v '^250-' >"$BATS_TEST_TMPDIR/got"

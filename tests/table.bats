@@ -6,11 +6,10 @@
 # records what smtpd gave it.
 load helpers
 
-# helpers.bash's setup(), kept under another name, then the table of this
-# file: RFC 821's users, an alias, a remote forward and two lists.
-eval "helpers_$(declare -f setup)"
+# common_setup, then the table of this file: RFC 821's users, an alias,
+# a remote forward and two lists.
 setup() {
-	helpers_setup
+	common_setup
 	unset RELAYCLIENT
 	cat >"$TABLE" <<'EOF'
 # RFC 821's users (section 3.3 and appendix E)
@@ -53,13 +52,8 @@ send_mail() {
 	smtp "${cmds[@]}" DATA "Subject: test" "" "Hello." . QUIT
 }
 
-# The reply after the end of the message (the one before QUIT's 221).
-data_reply() {
-	printf '%s\n' "${lines[${#lines[@]}-2]}"
-}
-
-DELIVERED='^250 2\.0\.0 Delivered, id [0-9A-Z-]+$'
-FORWARD_FAILED="451 4.3.0 Local error in processing: forwarding failed"
+# A delivery's reply to the data, as a regular expression.
+DELIVERED_RE='^250 2\.0\.0 Delivered, id [0-9A-Z-]+$'
 RELAY_DENIED="550 5.7.1 relaying denied"
 NOWHERE="this alias leads to no mailbox"
 
@@ -85,10 +79,12 @@ EOF
 	chmod +x "$FWD"
 }
 
-# What the forwarding program recorded.
+# The arguments the forwarding program was last given, one a line.
 fwd_args() {
 	cat "$BATS_TEST_TMPDIR/fwd.args"
 }
+
+# How many times the forwarding program ran.
 fwd_runs() {
 	if [ -e "$BATS_TEST_TMPDIR/fwd.runs" ]; then
 		wc -l <"$BATS_TEST_TMPDIR/fwd.runs"
@@ -291,7 +287,7 @@ EOF
 	run -0 send_mail a@example.org l1
 	[ "${lines[3]}" = "250 2.1.5 Recipient <l1> OK" ]
 	[ "$(codes)" = "220 250 250 250 354 250 221" ]
-	[[ "$(data_reply)" =~ $DELIVERED ]]
+	[[ "$(data_reply)" =~ $DELIVERED_RE ]]
 	for u in smith jones brown sqsmith postel; do
 		[ "$(count_messages $u)" = 1 ]
 	done
@@ -316,7 +312,7 @@ EOF
 	run -0 send_mail a@example.org a b
 	[ "${lines[3]}" = "250 2.1.5 Recipient <a> OK" ]
 	[ "${lines[4]}" = "250 2.1.5 Recipient <b> OK" ]
-	[[ "$(data_reply)" =~ $DELIVERED ]]
+	[[ "$(data_reply)" =~ $DELIVERED_RE ]]
 	[ "$(count_messages smith)" = 1 ]
 	[ "$(count_messages jones)" = 1 ]
 	[ "$(ls "$SPOOL" | sort | tr '\n' ' ')" = "jones smith " ]
@@ -392,7 +388,7 @@ EOF
 	echo "smith" >"$BATS_TEST_TMPDIR/inc"
 	run -0 send_mail a@example.org archive
 	[ "${lines[3]}" = "250 2.1.5 Recipient <archive> OK" ]
-	[[ "$(data_reply)" =~ $DELIVERED ]]
+	[[ "$(data_reply)" =~ $DELIVERED_RE ]]
 	[ "$(count_messages brown)" = 1 ]
 	[ ! -e "$BATS_TEST_TMPDIR/ran" ]
 	[ ! -e "$BATS_TEST_TMPDIR/written" ]
@@ -471,20 +467,11 @@ EOF
 
 # --- system accounts (getpwnam) ---------------------------------------------
 
-# The full name smtpd takes from account $1's GECOS: the first field, `&'
-# the login capitalised.
-gecos() {
-	local g
-	g=$(getent passwd "$1" | cut -d: -f5 | cut -d, -f1)
-	local cap="$(printf '%s' "${1:0:1}" | tr a-z A-Z)${1:1}"
-	printf '%s\n' "${g//&/$cap}"
-}
-
 @test "without -T, root and daemon are users, with GECOS full names" {
 	getent passwd root >/dev/null || skip "no root account"
 	getent passwd daemon >/dev/null || skip "no daemon account"
 	OPTS=(-e -n mx.example -a "$TABLE" -m "$SPOOL")
-	root_name=$(gecos root) daemon_name=$(gecos daemon)
+	root_name=$(gecos_name root) daemon_name=$(gecos_name daemon)
 	run -0 send_mail a@example.org daemon
 	[ "${lines[3]}" = "250 2.1.5 Recipient <daemon> OK" ]
 	[ "$(count_messages daemon)" = 1 ]
@@ -500,7 +487,7 @@ gecos() {
 }
 
 @test "without -T, VRFY finds an account by a word of its GECOS name" {
-	[ "$(gecos list)" = "Mailing List Manager" ] ||
+	[ "$(gecos_name list)" = "Mailing List Manager" ] ||
 	    skip "no account list with GECOS Mailing List Manager"
 	[ "$(getent passwd | cut -d: -f5 | grep -cw Manager)" = 1 ] ||
 	    skip "several accounts called Manager"
@@ -620,7 +607,7 @@ nobody_from_nss() {
 	OPTS+=(-F "$FWD -oi -odq")
 	run -0 send_mail sender@example.org jq far brown
 	[ "$(codes)" = "220 250 250 251 250 250 354 250 221" ]
-	[[ "$(data_reply)" =~ $DELIVERED ]]
+	[[ "$(data_reply)" =~ $DELIVERED_RE ]]
 	[ "$(fwd_runs)" = 1 ]		# once for the transaction
 	diff -u <(printf '%s\n' -oi -odq -f sender@example.org -- \
 	    jones@usc-isiq.arpa x@one.example y@two.example) <(fwd_args)
@@ -634,7 +621,7 @@ nobody_from_nss() {
 	OPTS+=(-F "$FWD")
 	run -0 send_mail "" jq
 	[ "${lines[2]}" = "250 2.1.0 Sender <> OK" ]
-	[[ "$(data_reply)" =~ $DELIVERED ]]
+	[[ "$(data_reply)" =~ $DELIVERED_RE ]]
 	diff -u <(printf '%s\n' -f "<>" -- jones@usc-isiq.arpa) <(fwd_args)
 }
 
@@ -690,7 +677,7 @@ nobody_from_nss() {
 	add_table "jq2: JONES@usc-isiq.arpa"
 	OPTS+=(-F "$FWD")
 	run -0 send_mail a@example.org jq jq2 jones@usc-isiq.arpa
-	[[ "$(data_reply)" =~ $DELIVERED ]]
+	[[ "$(data_reply)" =~ $DELIVERED_RE ]]
 	[ "$(fwd_args | grep -ci '^jones@usc-isiq.arpa$')" = 1 ]
 }
 
@@ -698,7 +685,7 @@ nobody_from_nss() {
 	make_forwarder
 	OPTS+=(-F "$FWD")
 	run -0 send_mail a@example.org smith staff
-	[[ "$(data_reply)" =~ $DELIVERED ]]
+	[[ "$(data_reply)" =~ $DELIVERED_RE ]]
 	[ "$(fwd_runs)" = 0 ]
 	[ "$(count_messages smith)" = 1 ]
 }
@@ -808,7 +795,7 @@ fail_forwarding() {
 	    smith
 	[ "${lines[3]}" = "250 2.1.5 Recipient <x@elsewhere.example> OK" ]
 	[ "${lines[4]}" = "250 2.1.5 Recipient <Y@Other.Example> OK" ]
-	[[ "$(data_reply)" =~ $DELIVERED ]]
+	[[ "$(data_reply)" =~ $DELIVERED_RE ]]
 	diff -u <(printf '%s\n' -f a@example.org -- x@elsewhere.example \
 	    Y@Other.Example) <(fwd_args)
 	[ "$(count_messages smith)" = 1 ]
@@ -1151,7 +1138,7 @@ spool's postmaster mailbox"
 	[ "$(grep -c '^u[0-9]*:' "$TABLE")" -eq 100000 ]
 	run -0 send_mail a@example.org u100000
 	[ "${lines[3]}" = "250 2.1.5 Recipient <u100000> OK" ]
-	[[ "$(data_reply)" =~ $DELIVERED ]]
+	[[ "$(data_reply)" =~ $DELIVERED_RE ]]
 	[ "$(count_messages u100000)" = 1 ]
 	run -0 smtp "EXPN hundred" "VRFY U99999" "VRFY u100001" QUIT
 	[ "${#lines[@]}" -eq 104 ]
@@ -1181,7 +1168,7 @@ spool's postmaster mailbox"
 	# more than the usual 10 s under sanitizers
 	SMTP_WAIT=60 run -0 send_mail a@example.org thousand
 	[ "${lines[3]}" = "250 2.1.5 Recipient <thousand> OK" ]
-	[[ "$(data_reply)" =~ $DELIVERED ]]
+	[[ "$(data_reply)" =~ $DELIVERED_RE ]]
 	[ "$(ls "$SPOOL" | wc -l)" -eq 1000 ]
 	[ "$(count_messages m1000)" = 1 ]
 }

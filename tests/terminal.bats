@@ -5,11 +5,10 @@
 # by tests/pty.py.
 load helpers
 
-# helpers.bash's setup(), kept under another name, then options without
-# -e: at a terminal smtpd must log to the terminal by itself.
-eval "helpers_$(declare -f setup)"
+# common_setup, then options without -e: at a terminal smtpd must log to
+# the terminal by itself.
 setup() {
-	helpers_setup
+	common_setup
 	OPTS=(-T -n mx.example -a "$TABLE" -m "$SPOOL")
 }
 
@@ -25,29 +24,21 @@ typed() {
 }
 
 # The lines of the last `run' that are replies (three digits first).
-replies() {
+reply_lines() {
 	printf '%s\n' "${lines[@]}" | grep -E '^[0-9]{3}( |-|$)'
 }
 
-# A mailbox with its varying parts (dates, id) made fixed, for diff.
-normalize() {
-	sed -E \
-	    -e 's/^(From [^ ]+) [A-Z][a-z]{2} [A-Z][a-z]{2} [ 0-9][0-9] [0-9]{2}:[0-9]{2}:[0-9]{2} [0-9]{4}$/\1 DATE/' \
-	    -e 's/ id [0-9A-Z-]+$/ id ID/' \
-	    -e 's/^\t[A-Z][a-z]{2}, [0-9]{2} [A-Z][a-z]{2} [0-9]{4} [0-9]{2}:[0-9]{2}:[0-9]{2} [-+][0-9]{4}$/\tDATE/' \
-	    "$1"
-}
-
-# The whole session of the tests below, as a person types it.
-session() {
+# The whole session of the tests below, as a person types it: one
+# message from smith to jones, the arguments added to its body.
+typed_session_to_jones() {
 	typed "HELO client.example" "MAIL FROM:<smith@client.example>" \
 	    "RCPT TO:<jones>" DATA "Subject: typed" "" "Hello, Joe." \
 	    "$@" . QUIT
 }
 
 @test "a session typed at a terminal is answered line by line, from 220 to 221" {
-	run -0 session
-	run -0 replies
+	run -0 typed_session_to_jones
+	run -0 reply_lines
 	[ "${#lines[@]}" -eq 7 ]
 	[ "${lines[0]}" = "220 mx.example ESMTP smtpd 0.1" ]
 	[ "${lines[1]}" = "250 mx.example" ]
@@ -61,26 +52,26 @@ session() {
 @test "DATA at a terminal asks for a line holding a single dot, not CRLF.CRLF" {
 	run -0 typed "HELO client.example" "MAIL FROM:<smith@client.example>" \
 	    "RCPT TO:<jones>" DATA
-	run -0 replies
+	run -0 reply_lines
 	[ "${#lines[@]}" -eq 5 ]
 	[ "${lines[4]}" = "354 Enter the message; end with a line holding a single dot" ]
 }
 
 @test "a message typed at a terminal is in the mailbox whole, with LF line ends" {
-	run -0 session
+	run -0 typed_session_to_jones
 	printf '%s\n' "From smith@client.example DATE" \
 	    "Return-Path: <smith@client.example>" \
 	    "Received: from client.example (localhost)" \
 	    $'\tby mx.example (smtpd 0.1) with SMTP id ID' \
 	    $'\tfor <jones>;' $'\tDATE' "Subject: typed" "" "Hello, Joe." "" \
 	    >"$BATS_TEST_TMPDIR/expected"
-	normalize "$SPOOL/jones" >"$BATS_TEST_TMPDIR/got"
+	mbox_fixed "$SPOOL/jones" >"$BATS_TEST_TMPDIR/got"
 	diff -u "$BATS_TEST_TMPDIR/expected" "$BATS_TEST_TMPDIR/got"
 	run ! grep -c $'\r' "$SPOOL/jones"
 }
 
 @test "a dot-stuffed line typed at a terminal (..x) is stored as .x" {
-	run -0 session "..x" "..."
+	run -0 typed_session_to_jones "..x" "..."
 	run -0 tail -n 4 "$SPOOL/jones"
 	[ "${lines[0]}" = "Hello, Joe." ]
 	[ "${lines[1]}" = ".x" ]
@@ -90,7 +81,7 @@ session() {
 }
 
 @test "at a terminal the log appears on the terminal without -e" {
-	run -0 session
+	run -0 typed_session_to_jones
 	printf '%s\n' "${lines[@]}" >"$BATS_TEST_TMPDIR/transcript"
 	run -0 grep -E '^smtpd\[[0-9]+\]: ' "$BATS_TEST_TMPDIR/transcript"
 	[ "${#lines[@]}" -eq 3 ]
@@ -104,7 +95,7 @@ session() {
 	OPTS=(-c 'exec "$@" 2>"$LOG"' sh "$SMTPD" "${OPTS[@]}")
 	SMTPD=sh
 	export LOG
-	run -0 session
+	run -0 typed_session_to_jones
 	run ! grep -F 'smtpd[' <(printf '%s\n' "${lines[@]}")
 	run -0 grep -cE '^smtpd\[[0-9]+\]: (start |id=|end )' "$LOG"
 	[ "$output" = 3 ]
@@ -122,7 +113,7 @@ session() {
 @test "end of input (^D) at a terminal in the middle of a message delivers nothing" {
 	run -0 typed "HELO client.example" "MAIL FROM:<smith@client.example>" \
 	    "RCPT TO:<jones>" DATA "Subject: unfinished" "" "Hello"
-	run -0 replies
+	run -0 reply_lines
 	[ "$(last_reply)" = "354 Enter the message; end with a line holding a single dot" ]
 	[ ! -e "$SPOOL/jones" ]
 }

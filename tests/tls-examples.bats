@@ -11,13 +11,14 @@
 # openssl; run.submission also s6-accessrules-cdb-from-fs (Debian's s6),
 # the stunnel test stunnel4 and tcpserver.  A test skips, saying which,
 # where one is missing.
-# bats file_tags=tools
+# bats file_tags=tools,slow
 load helpers
 load launchers-helpers
 
-eval "helpers_$(declare -f setup)"
+# common_setup and launchers_setup, then a key and a self-signed
+# certificate for mx.test.
 setup() {
-	helpers_setup
+	common_setup
 	launchers_setup
 	[ "$(id -u)" = 0 ] || skip "the examples' TLS engine changes its uid: needs root"
 	command -v openssl >/dev/null || skip "openssl not installed"
@@ -29,12 +30,6 @@ setup() {
 
 teardown() {
 	stop_started
-}
-
-have_s6() {
-	S6BIN=$(dirname "$(command -v s6-ucspitlsd 2>/dev/null)")
-	[ -x "$S6BIN/s6-tcpserver" ] && [ -x "$S6BIN/s6-tlsserver" ] ||
-	    skip "s6-networking is not on PATH (../shared/tls/build-s6-networking.sh builds it)"
 }
 
 # The rules of run.submission's comment, for 127.0.0.1, compiled into
@@ -112,31 +107,31 @@ jones_over_tls() {
 # --- examples/s6-networking ---------------------------------------------
 
 @test "s6-networking/run: STARTTLS offered on port 25, swaks delivers over it, the log says TLS started" {
-	have_s6
+	have_s6_networking
 	have_swaks_tls
 	example_script s6-networking/run 25
 	start_example sh
 	swaks_to jones --tls
 	[ "$status" = 0 ]
 	[[ "$output" == *"STARTTLS"* ]]
-	wait_for 5 grep -q ' delivered$' "$LOG"
+	wait_until 5 grep -q ' delivered$' "$LOG"
 	jones_over_tls '\(TLSv1\.[23] [A-Z0-9_-]+\)'
 	grep -Eq '^smtpd\[[0-9]+\]: TLS started client=127\.0\.0\.1 protocol=TLSv1\.[23] cipher=' "$LOG"
 }
 
 @test "s6-networking/run: a public MX, so mail in clear is still taken" {
-	have_s6
+	have_s6_networking
 	have_swaks_tls
 	example_script s6-networking/run 25
 	start_example sh
 	swaks_to jones
 	[ "$status" = 0 ]
-	wait_for 5 grep -q ' delivered$' "$LOG"
+	wait_until 5 grep -q ' delivered$' "$LOG"
 	grep -q ' with ESMTP id ' "$SPOOL/jones"
 }
 
 @test "s6-networking/run: the TLS engine runs as TLS_UID, smtpd's dialogue as nobody, its deliverer as root" {
-	have_s6
+	have_s6_networking
 	example_script s6-networking/run 25
 	start_example sh
 	# hold a session open after STARTTLS, then look at its processes
@@ -147,7 +142,7 @@ jones_over_tls() {
 	    >"$BATS_TEST_TMPDIR/out" 2>/dev/null {W}>&- &
 	started $!
 	printf 'EHLO client.example\r\n' >&"$W"
-	wait_for 10 grep -q '^250 ' "$BATS_TEST_TMPDIR/out"
+	wait_until 10 grep -q '^250 ' "$BATS_TEST_TMPDIR/out"
 	# the server (the run script's shell, exec'd into s6-tcpserver4d),
 	# smtpd's root half under it (s6-ucspitlsd exec'd into it), the TLS
 	# engine and the dialogue under that
@@ -164,7 +159,7 @@ jones_over_tls() {
 }
 
 @test "s6-networking/run.submission: 530 before STARTTLS, relaying after it for the address the rules allow" {
-	have_s6
+	have_s6_networking
 	have_swaks_tls
 	submission_rules
 	example_script s6-networking/run.submission 587
@@ -175,7 +170,7 @@ jones_over_tls() {
 	[ ! -e "$SPOOL/jones" ]
 	swaks_to someone@elsewhere.example --tls
 	[ "$status" = 0 ]
-	wait_for 5 test -s "$BATS_TEST_TMPDIR/forward.msg"
+	wait_until 5 test -s "$BATS_TEST_TMPDIR/forward.msg"
 	grep -qx -- -oi "$BATS_TEST_TMPDIR/forward.args"
 	grep -qx someone@elsewhere.example "$BATS_TEST_TMPDIR/forward.args"
 	grep -q "Hello, $MARKER." "$BATS_TEST_TMPDIR/forward.msg"
@@ -183,7 +178,7 @@ jones_over_tls() {
 }
 
 @test "s6-networking/run.submission: an address no rule allows is refused before any SMTP" {
-	have_s6
+	have_s6_networking
 	submission_rules deny
 	example_script s6-networking/run.submission 587
 	start_example sh
@@ -196,7 +191,7 @@ print(repr(s.recv(512)))' "$PORT"
 }
 
 @test "s6-networking/run.smtps: implicit TLS on 465, swaks --tlsc relays and delivers, no STARTTLS offered" {
-	have_s6
+	have_s6_networking
 	have_swaks_tls
 	submission_rules
 	example_script s6-networking/run.smtps 465
@@ -207,12 +202,12 @@ print(repr(s.recv(512)))' "$PORT"
 	jones_over_tls '\(TLSv1\.[23] [A-Z0-9_-]+\)'
 	swaks_to someone@elsewhere.example --tlsc
 	[ "$status" = 0 ]
-	wait_for 5 test -s "$BATS_TEST_TMPDIR/forward.msg"
+	wait_until 5 test -s "$BATS_TEST_TMPDIR/forward.msg"
 	grep -qx someone@elsewhere.example "$BATS_TEST_TMPDIR/forward.args"
 }
 
 @test "s6-networking/smtpd-tls.service: its ExecStart=, with its Environment=, serves STARTTLS" {
-	have_s6
+	have_s6_networking
 	have_swaks_tls
 	local unit="$EXAMPLES/s6-networking/smtpd-tls.service"
 	# the unit's own command is run's: the two must not drift apart
@@ -271,6 +266,6 @@ print(repr(s.recv(512)))' "$PORT"
 	[ "$status" = 0 ]
 	[[ "$output" != *"250-STARTTLS"* ]]
 	# without -e smtpd logs to syslog: judged by the mailbox alone
-	wait_for 5 test -s "$SPOOL/jones"
+	wait_until 5 test -s "$SPOOL/jones"
 	jones_over_tls '\(TLS\)'
 }

@@ -23,10 +23,10 @@ teardown() {
 	stop_started
 }
 
+# The TLS wrapper (have_s6_networking) and the file's certificate, or a
+# skip.
 have_wrapper() {
-	command -v s6-tcpserver >/dev/null && command -v s6-ucspitlsd \
-	    >/dev/null && command -v s6-tlsserver >/dev/null ||
-	    skip "s6-networking is not on PATH (../shared/tls/build-s6-networking.sh builds it)"
+	have_s6_networking
 	[ -s "$BATS_FILE_TMPDIR/cert.pem" ] || skip "openssl made no certificate"
 }
 
@@ -56,7 +56,7 @@ start_tls() {
 	fi
 	SERVER_PID=$!
 	started "$SERVER_PID"
-	wait_for 5 listening "$PORT"
+	wait_until 5 listening "$PORT"
 }
 
 # The reply codes of the last `run', one per reply (its last line).
@@ -65,18 +65,12 @@ reply_codes() {
 	    tr '\n' ' ' | sed 's/ $//'
 }
 
-# The Received: header of the one message in jones's mailbox, unfolded.
-received() {
-	awk '/^Received:/ { r = $0; next } r && /^[ \t]/ { r = r $0; next }
-	r { print r; exit }' "$SPOOL/jones" | tr -s '\t ' ' '
-}
-
 # The message was delivered once over TLS, and says so in Received:
 # and in the log.
 delivered_over_tls() {
-	wait_for 5 grep -q ' delivered$' "$LOG"
+	wait_until 5 grep -q ' delivered$' "$LOG"
 	[ "$(count_messages jones)" = 1 ]
-	[[ "$(received)" == *" with ESMTPS ("TLSv1.?" "*")"* ]]
+	[[ "$(received_unfolded "$SPOOL/jones")" == *" with ESMTPS ("TLSv1.?" "*")"* ]]
 	grep -Eq "tls=TLSv1\.[0-9]/[A-Z0-9-]+ delivered$" "$LOG"
 }
 
@@ -92,7 +86,7 @@ delivered_over_tls() {
 	delivered_over_tls
 	cipher=$(sed -n 's/.*TLS started .* cipher=//p' "$LOG")
 	[ -n "$cipher" ]
-	[[ "$(received)" == *"$cipher"* ]]
+	[[ "$(received_unfolded "$SPOOL/jones")" == *"$cipher"* ]]
 	# s_client itself does not show the plain EHLO; ask again in clear
 	run -0 timeout 10 python3 -c '
 import smtplib, sys
@@ -185,7 +179,7 @@ print(c.ehlo("client.example")[1].decode()); c.quit()' "$PORT"
 	    <(tr -d '\r' <"$BATS_TEST_TMPDIR/out")
 	[ ! -e "$SPOOL/jones" ]
 	run -0 timeout 20 python3 "$CLIENT" starttls "$PORT"
-	[[ "$(received)" == "Received: from client.example "* ]]
+	[[ "$(received_unfolded "$SPOOL/jones")" == "Received: from client.example "* ]]
 	! grep -q before.example "$SPOOL/jones"
 }
 
@@ -193,8 +187,8 @@ print(c.ehlo("client.example")[1].decode()); c.quit()' "$PORT"
 	start_tls starttls
 	run -0 timeout 20 python3 "$CLIENT" drop "$PORT"
 	[[ "$output" == *"220 2.0.0 Ready to start TLS"* ]]
-	wait_for 15 grep -q "TLS handshake failed client=127.0.0.1" "$LOG"
-	wait_for 5 grep -q "end client=127.0.0.1 messages=0 (TLS handshake failed)" "$LOG"
+	wait_until 15 grep -q "TLS handshake failed client=127.0.0.1" "$LOG"
+	wait_until 5 grep -q "end client=127.0.0.1 messages=0 (TLS handshake failed)" "$LOG"
 	[ ! -e "$SPOOL/jones" ]
 }
 
@@ -246,7 +240,7 @@ smtp_fake_wrapper() {
 	    "" "hi" . QUIT
 	[[ "$output" != *"250-STARTTLS"* ]]
 	[ "$(reply_codes)" = "220 250 502 250 250 354 250 221" ]
-	[[ "$(received)" == *" with ESMTPS (TLSv1.3 TLS_AES_256_GCM_SHA384) id "* ]]
+	[[ "$(received_unfolded "$SPOOL/jones")" == *" with ESMTPS (TLSv1.3 TLS_AES_256_GCM_SHA384) id "* ]]
 	grep -q "tls=TLSv1.3/TLS_AES_256_GCM_SHA384 delivered$" "$LOG"
 }
 
@@ -255,7 +249,7 @@ smtp_fake_wrapper() {
 	run -0 smtp_fake_wrapper "EHLO client.example" "MAIL FROM:<a@example.org>" \
 	    "RCPT TO:<jones>" DATA "Subject: x" "" "hi" . QUIT
 	[[ "$output" != *STARTTLS* ]]
-	[[ "$(received)" == *" with ESMTPS (TLS) id "* ]]
+	[[ "$(received_unfolded "$SPOOL/jones")" == *" with ESMTPS (TLS) id "* ]]
 }
 
 @test "STARTTLS with an argument is 501, inside a transaction 503" {
@@ -327,7 +321,7 @@ smtp_fake_wrapper() {
 	start_session held
 	exec 5>&- 6<&- 7>&-
 	send "EHLO client.example"
-	wait_for 5 grep -q '^250 ' "$OUT"
+	wait_until 5 grep -q '^250 ' "$OUT"
 	grep -qx $'250-STARTTLS\r' "$OUT"
 	dialogue=$(tr -d " " <"/proc/$PID/task/$PID/children")
 	[ -n "$dialogue" ]

@@ -27,8 +27,9 @@
 #     terminal (exit 0);
 #   - --timeout seconds (default 10, at most 60) have passed (exit 1);
 #   - SIGUSR1, SIGTERM or SIGINT arrives (exit 3): the test says that the
-#     writer is done; what is still on its way is read, until nothing more
-#     comes for 0.3 s (at most 2 s), before the helper ends.
+#     writer is done; what is still on the pty is read, until nothing more
+#     comes for 0.05 s (at most 2 s), before the helper ends.  After the
+#     markers the quiet it waits for is 0.3 s.
 # The bytes received are then written to OUT (whole, by renaming), even
 # when none arrived.  The helper always ends by itself; a test should still
 # kill it by its PID in teardown if it is alive.  Exit 2: bad usage or a
@@ -69,7 +70,10 @@ UTMPX = struct.Struct("<hxxi32s4s32s256shhiii4i20s")	# 384 bytes
 assert UTMPX.size == 384
 USER_PROCESS, DEAD_PROCESS, BOOT_TIME = 7, 8, 2
 MARKER = b"EOF\r\n"
-QUIET, QUIET_MAX = 0.3, 2.0
+# After the marker, or the end: read until the terminal has been quiet
+# this long.  Told to stop (smtpd has ended), all it wrote is already
+# queued on the pty, so a short quiet is enough.
+QUIET, QUIET_STOPPED, QUIET_MAX = 0.3, 0.05, 2.0
 
 stop = False
 
@@ -253,10 +257,11 @@ def main():
 	# Whatever is still on its way: read until it is quiet.
 	end = time.monotonic() + QUIET_MAX
 	quiet_since = time.monotonic()
+	quiet = QUIET_STOPPED if status == 3 else QUIET
 	while time.monotonic() < end:
 		if read_some(terms, 0.05):
 			quiet_since = time.monotonic()
-		elif time.monotonic() - quiet_since >= QUIET:
+		elif time.monotonic() - quiet_since >= quiet:
 			break
 	for n, t in enumerate(terms):
 		if o["fill"]:
