@@ -29,6 +29,7 @@
  */
 #define _GNU_SOURCE		/* sync_file_range(), O_PATH */
 #include <ctype.h>
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -88,6 +89,8 @@ struct leftover {
 	unsigned long long ino;
 	long long	 seen;		/* the mailbox's, when we broke the lock */
 };
+
+static void	queue_leave(void);
 
 /* A lock that was in the way: wait, try again, give up, or break it. */
 enum lock_verdict { LOCK_ALIVE = -1, LOCK_GONE = -2, LOCK_DIR = -3 };
@@ -261,6 +264,8 @@ read_lock(const char *lock, const struct stat *held, struct leftover *lo)
 	return dead;
 }
 
+static const char DEAD_WRITER[] = "its process is gone";
+
 /*
  * smtpd.8: is the dot-lock in our way dead?  Returns a verdict, or an
  * O_PATH descriptor of a lock to break, kept open so that its inode
@@ -285,7 +290,7 @@ judge_lock(const char *lock, const struct mailbox *mb, struct leftover *lo,
 	if (!lock_owner_may_write(&st, mb))
 		*why = "made by someone who cannot write the mailbox";
 	else if (S_ISREG(st.st_mode) && read_lock(lock, &st, lo))
-		*why = "its process is gone";
+		*why = DEAD_WRITER;
 	else if (time(NULL) - st.st_mtime > LOCK_STALE)
 		*why = "more than five minutes old";
 	else {
@@ -319,6 +324,47 @@ break_lock(const char *lock, int fd, const char *why)
 	}
 	(void)close(fd);
 	return r;
+}
+
+/*
+ * Killed writers leave their unique files behind (.lk.HOST.PID.ID, made
+ * before the queue, linked as the dot-lock).  Once a dead writer of this
+ * host has been seen, the spool is swept, once a process, of the unique
+ * files of this host's dead processes that are surely smtpd's: regular,
+ * of one link (no dot-lock is that file any longer), and made by the
+ * account smtpd delivers as, never a file planted by someone else.
+ */
+static void
+sweep_leftovers(void)
+{
+	static int swept;
+	char prefix[80], *end;
+	struct dirent *e;
+	struct stat st;
+	long long pid;
+	int n, removed = 0;
+	DIR *d;
+
+	if (swept++ || (n = snprintf(prefix, sizeof prefix, ".lk.%s.",
+	    lockhost)) >= (int)sizeof prefix || (d = opendir(conf.spool)) == NULL)
+		return;
+	while ((e = readdir(d)) != NULL) {
+		if (strncmp(e->d_name, prefix, (size_t)n) != 0)
+			continue;
+		pid = strtoll(e->d_name + n, &end, 10);
+		if (end == e->d_name + n || *end != '.' || pid <= 0 ||
+		    pid > INT_MAX || fstatat(dirfd(d), e->d_name, &st,
+		    AT_SYMLINK_NOFOLLOW) == -1 || !S_ISREG(st.st_mode) ||
+		    st.st_nlink != 1 || st.st_uid != geteuid() ||
+		    kill((pid_t)pid, 0) == 0 || errno != ESRCH)
+			continue;
+		if (unlinkat(dirfd(d), e->d_name, 0) == 0)
+			removed++;
+	}
+	(void)closedir(d);
+	if (removed > 0)
+		log_msg(LOG_NOTICE, "%s: removed %d lock files of dead writers",
+		    conf.spool, removed);
 }
 
 /* Our unique file for a mailbox's dot-lock. */
@@ -433,6 +479,27 @@ unlock_mailbox(struct mailbox *mb)
 	mb->flocked = mb->dotlocked = mb->fcntl_held = 0;
 }
 
+/*
+ * The mailbox as it is now, its size above all, which recovery and
+ * roll-back cut back to.  On a shared spool (GlusterFS, NFS) fstat() may
+ * answer from a cache that lags another host's fsynced append by a
+ * second; statx()'s AT_STATX_FORCE_SYNC asks the file system itself
+ * (smtpd.8, MAILBOX FORMAT).  On a local disk the two are one.
+ */
+static int
+mailbox_now(int fd, struct stat *st)
+{
+	struct statx sx;
+
+	if (fstat(fd, st) == -1)
+		return -1;
+	if (statx(fd, "", AT_EMPTY_PATH | AT_STATX_FORCE_SYNC, STATX_SIZE |
+	    STATX_INO, &sx) == 0 && (sx.stx_mask & STATX_SIZE) &&
+	    sx.stx_ino == (unsigned long long)st->st_ino)
+		st->st_size = (off_t)sx.stx_size;
+	return 0;
+}
+
 /* What taking the locks came to: all three, one busy, or a failure. */
 enum take { TAKE_LOCKED, TAKE_BUSY, TAKE_FAILED };
 
@@ -474,7 +541,8 @@ take_dotlock(struct mailbox *mb, struct leftover *lo, char *why,
 		 * between: the size seen before must still be the size.
 		 */
 		lo->valid = 0;
-		lo->seen = fstat(mb->fd, &st) == 0 ? (long long)st.st_size : -1;
+		lo->seen = mailbox_now(mb->fd, &st) == 0 ?
+		    (long long)st.st_size : -1;
 		if ((r = judge_lock(lock, mb, lo, &reason)) == LOCK_DIR) {
 			errno = EISDIR;
 			say(why, size, "a directory is where its dot-lock "
@@ -483,14 +551,49 @@ take_dotlock(struct mailbox *mb, struct leftover *lo, char *why,
 			    "until it is removed", lock, mb->path);
 			return TAKE_FAILED;
 		}
-		if (r >= 0)
-			r = break_lock(lock, r, reason);
+		if (r >= 0 && (r = break_lock(lock, r, reason)) == 2 &&
+		    reason == DEAD_WRITER)
+			sweep_leftovers();
 		if (r != 2)
 			lo->valid = 0;
 		if (r != 2 && r != LOCK_GONE)
 			return TAKE_BUSY;
 	}
 	return TAKE_BUSY;
+}
+
+/*
+ * Is flock() the fcntl() lock on the spool's file system?  Linux's NFS
+ * client and GlusterFS make one of the other, and the fcntl() lock we
+ * hold on a mailbox then makes its flock() busy for ever.  Asked of the
+ * conflict itself, not of a list of file systems, the first time a
+ * mailbox's flock() is busy while we hold its fcntl() lock: on fd, our
+ * dot-lock's unique file, which no one else has open, the two are taken
+ * one after the other; if the second is refused, they are one lock, and
+ * the fcntl() lock already held stands for both (smtpd.8, MAILBOX
+ * FORMAT).  On a local disk the flock() of a reader that takes flock()
+ * alone is still waited for.
+ */
+static int	 flock_same = -1;	/* unknown, 0 or 1, for the process */
+
+static int
+flock_is_fcntl(int fd)
+{
+	int busy;
+
+	if (flock_same != -1)
+		return flock_same;
+	if (fd == -1 || range_lock(fd, F_SETLK, F_WRLCK, 0, 0) == -1)
+		return 0;	/* cannot tell now: a lock of its own */
+	busy = flock(fd, LOCK_EX | LOCK_NB) == -1 && errno == EWOULDBLOCK;
+	if (!busy)
+		(void)flock(fd, LOCK_UN);
+	(void)range_lock(fd, F_SETLK, F_UNLCK, 0, 0);
+	if ((flock_same = busy))
+		log_msg(LOG_NOTICE, "%s: flock() is the fcntl() lock on this "
+		    "file system: fcntl() and the dot-lock are taken alone",
+		    conf.spool);
+	return flock_same;
 }
 
 /*
@@ -519,8 +622,12 @@ take_locks(struct mailbox *mb, struct leftover *lo, const char **busy,
 		unlock_mailbox(mb);
 		return t;
 	}
+	if (flock_same == 1)
+		return TAKE_LOCKED;
 	if (flock(mb->fd, LOCK_EX | LOCK_NB) == -1) {
 		*busy = "the flock lock";
+		if (errno == EWOULDBLOCK && flock_is_fcntl(mb->lockfd))
+			return TAKE_LOCKED;
 		t = errno == EWOULDBLOCK ? TAKE_BUSY : TAKE_FAILED;
 		if (t == TAKE_FAILED)
 			say(why, size, "cannot take the flock lock", mb);
@@ -715,7 +822,7 @@ note_size(struct mailbox *mb, const struct leftover *lo, char *why,
 	struct stat st;
 	int n;
 
-	if (fstat(mb->fd, &st) == -1) {
+	if (mailbox_now(mb->fd, &st) == -1) {
 		say(why, size, "cannot stat", mb);
 		return DELIVERY_TEMP;
 	}
@@ -779,6 +886,17 @@ lock_mailbox(struct mailbox *mb, const struct timespec *until, char *why,
 			    mb->path, busy, strerror(errno));
 			return DELIVERY_TEMP;
 		}
+		/*
+		 * A dot-lock in our way while we hold the mailbox's turn is
+		 * no queued smtpd's (that one would hold the turn): a
+		 * reader's, or a dead writer's that we may not break, another
+		 * host's on a shared spool.  The turn is given up for the rest
+		 * of this delivery, which goes on by the back-off alone, so
+		 * that whoever can break it (a process of the dead writer's
+		 * own host) is not kept behind us for the whole lock wait.
+		 */
+		if (t == TAKE_BUSY && strcmp(busy, "the dot-lock") == 0)
+			queue_leave();
 		if (t == TAKE_BUSY)
 			backoff(attempt);
 	}
