@@ -45,6 +45,7 @@
 #include <sys/stat.h>
 #include <sys/time.h>
 #include <sys/uio.h>
+#include <sys/vfs.h>
 #include <sys/wait.h>
 #include <syslog.h>
 #include <time.h>
@@ -484,13 +485,27 @@ unlock_mailbox(struct mailbox *mb)
  * roll-back cut back to.  On a shared spool (GlusterFS, NFS) fstat() may
  * answer from a cache that lags another host's fsynced append by a
  * second; statx()'s AT_STATX_FORCE_SYNC asks the file system itself
- * (smtpd.8, MAILBOX FORMAT).  On a local disk the two are one.
+ * (smtpd.8, MAILBOX FORMAT).  A FUSE file system may keep a cache of its
+ * own below the kernel's (GlusterFS's md-cache answers even a forced
+ * statx() from it): there an fsync() first, which reaches the servers
+ * and brings back the file's attributes, makes the size a real one.  On
+ * a local disk fstat() alone is the truth.
  */
+#ifndef FUSE_SUPER_MAGIC
+#define FUSE_SUPER_MAGIC	0x65735546
+#endif
+
 static int
 mailbox_now(int fd, struct stat *st)
 {
+	static int fuse = -1;
+	struct statfs sf;
 	struct statx sx;
 
+	if (fuse == -1)
+		fuse = fstatfs(fd, &sf) == 0 && sf.f_type == FUSE_SUPER_MAGIC;
+	if (fuse == 1)
+		(void)fsync(fd);
 	if (fstat(fd, st) == -1)
 		return -1;
 	if (statx(fd, "", AT_EMPTY_PATH | AT_STATX_FORCE_SYNC, STATX_SIZE |
