@@ -349,11 +349,13 @@ guessed_names() {
 	run ! grep -E '^\.lk\..+\.[0-9]+\.[0-9a-f]{16}$' < <(ls -A "$SPOOL")
 }
 
+# bats test_tags=slow
 @test "1777 spool: lock file names made in advance for the next 3000 pids do not stop delivery" {
 	hostile_spool sticky
 	guessed_names
 }
 
+# bats test_tags=slow
 @test "root:mail 2775 spool: lock file names made in advance for the next 3000 pids do not stop delivery" {
 	hostile_spool group
 	guessed_names

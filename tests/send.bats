@@ -37,10 +37,10 @@ tty_start() {
 	python3 "$BATS_TEST_DIRNAME/ttyuser.py" "$@" "$UTMP" "$TTYOUT" \
 	    >"$BATS_TEST_TMPDIR/tty.line" 2>"$BATS_TEST_TMPDIR/tty.err" 3>&- &
 	TTY_PID=$!
-	for ((i = 0; i < 200; i++)); do		# 10 s at most
+	for ((i = 0; i < 1000; i++)); do		# 10 s at most
 		[ -e "$UTMP" ] && break
 		kill -0 "$TTY_PID" 2>/dev/null || break
-		sleep 0.05
+		sleep 0.01
 	done
 	if [ ! -e "$UTMP" ]; then
 		cat "$BATS_TEST_TMPDIR/tty.err" >&2
