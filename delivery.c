@@ -495,24 +495,48 @@ unlock_mailbox(struct mailbox *mb)
 #define FUSE_SUPER_MAGIC	0x65735546
 #endif
 
+struct box_now {
+	off_t		 size;
+	ino_t		 ino;
+	struct timespec	 atime;
+};
+
 static int
-mailbox_now(int fd, struct stat *st)
+mailbox_now(int fd, struct box_now *now)
 {
+	const unsigned want = STATX_SIZE | STATX_INO | STATX_ATIME;
 	static int fuse = -1;
 	struct statfs sf;
 	struct statx sx;
+	struct stat st;
 
 	if (fuse == -1)
 		fuse = fstatfs(fd, &sf) == 0 && sf.f_type == FUSE_SUPER_MAGIC;
 	if (fuse == 1)
 		(void)fsync(fd);
-	if (fstat(fd, st) == -1)
+	if (statx(fd, "", AT_EMPTY_PATH | AT_STATX_FORCE_SYNC, want, &sx) == 0 &&
+	    (sx.stx_mask & want) == want) {
+		now->size = (off_t)sx.stx_size;
+		now->ino = (ino_t)sx.stx_ino;
+		now->atime.tv_sec = sx.stx_atime.tv_sec;
+		now->atime.tv_nsec = sx.stx_atime.tv_nsec;
+		return 0;
+	}
+	if (fstat(fd, &st) == -1)	/* a kernel before statx() */
 		return -1;
-	if (statx(fd, "", AT_EMPTY_PATH | AT_STATX_FORCE_SYNC, STATX_SIZE |
-	    STATX_INO, &sx) == 0 && (sx.stx_mask & STATX_SIZE) &&
-	    sx.stx_ino == (unsigned long long)st->st_ino)
-		st->st_size = (off_t)sx.stx_size;
+	now->size = st.st_size;
+	now->ino = st.st_ino;
+	now->atime = st.st_atim;
 	return 0;
+}
+
+/* mailbox_now()'s size alone, or -1. */
+static long long
+size_now(int fd)
+{
+	struct box_now now;
+
+	return mailbox_now(fd, &now) == 0 ? (long long)now.size : -1;
 }
 
 /* What taking the locks came to: all three, one busy, or a failure. */
@@ -556,8 +580,7 @@ take_dotlock(struct mailbox *mb, struct leftover *lo, char *why,
 		 * between: the size seen before must still be the size.
 		 */
 		lo->valid = 0;
-		lo->seen = mailbox_now(mb->fd, &st) == 0 ?
-		    (long long)st.st_size : -1;
+		lo->seen = size_now(mb->fd);
 		if ((r = judge_lock(lock, mb, lo, &reason)) == LOCK_DIR) {
 			errno = EISDIR;
 			say(why, size, "a directory is where its dot-lock "
@@ -834,28 +857,28 @@ note_size(struct mailbox *mb, const struct leftover *lo, char *why,
     size_t size)
 {
 	char text[400];
-	struct stat st;
+	struct box_now now;
 	int n;
 
-	if (mailbox_now(mb->fd, &st) == -1) {
+	if (mailbox_now(mb->fd, &now) == -1) {
 		say(why, size, "cannot stat", mb);
 		return DELIVERY_TEMP;
 	}
-	if (lo->valid && lo->ino == (unsigned long long)st.st_ino &&
-	    lo->seen == (long long)st.st_size &&
-	    lo->size >= 0 && lo->size < (long long)st.st_size) {
+	if (lo->valid && lo->ino == (unsigned long long)now.ino &&
+	    lo->seen == (long long)now.size &&
+	    lo->size >= 0 && lo->size < (long long)now.size) {
 		if (ftruncate(mb->fd, lo->size) == -1 || fsync(mb->fd) == -1) {
 			say(why, size, "cannot remove a partial message", mb);
 			return DELIVERY_TEMP;
 		}
 		log_msg(LOG_WARNING, "%s: removed %lld bytes left by a dead "
-		    "writer", mb->path, (long long)st.st_size - lo->size);
-		st.st_size = lo->size;
+		    "writer", mb->path, (long long)now.size - lo->size);
+		now.size = lo->size;
 	}
-	mb->oldsize = st.st_size;
-	mb->atime = st.st_atim;
+	mb->oldsize = now.size;
+	mb->atime = now.atime;
 	n = snprintf(text, sizeof text, "%ld %s %lld %llu\n", (long)self_pid(),
-	    lockhost, (long long)st.st_size, (unsigned long long)st.st_ino);
+	    lockhost, (long long)now.size, (unsigned long long)now.ino);
 	errno = ENOSPC;		/* what a short write means */
 	if (pwrite(mb->lockfd, text, n, 0) != n) {
 		say(why, size, "cannot write the dot-lock", mb);
