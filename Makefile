@@ -80,10 +80,10 @@ clean:
 
 # Hardening (tests/fuzz/README): libFuzzer harnesses, each run for
 # FUZZ_TIME seconds from the committed seeds; and the whole suite against
-# a build with AddressSanitizer and UndefinedBehaviorSanitizer, but for
-# the tests tagged slow (they wait out a timer and run no other code) or
-# tools (they try examples/ with other programs: SpamAssassin, the TLS
-# wrappers, over code paths the rest of the suite runs too).
+# a build with AddressSanitizer and UndefinedBehaviorSanitizer, slow tests
+# too, but for those tagged tools (they try examples/ with other programs:
+# SpamAssassin, the TLS wrappers, over code paths the rest of the suite
+# runs too).
 FUZZ_CC		= clang
 FUZZ_FLAGS	= -g -O1 -fsanitize=fuzzer,address,undefined \
 		  -fno-sanitize-recover=all
@@ -127,7 +127,7 @@ sanitize:
 	SMTPD_BIN=$$PWD/$(RUNDIR)/sanitize/smtpd \
 	    SMTPD_TEST_BIN=$$PWD/$(RUNDIR)/sanitize/smtpd \
 	    ASAN_OPTIONS=abort_on_error=1:detect_leaks=1 \
-	    UBSAN_OPTIONS=print_stacktrace=1 bats --filter-tags '!slow,!tools' tests
+	    UBSAN_OPTIONS=print_stacktrace=1 bats --filter-tags '!tools' tests
 
 # memcheck on the very binary that make builds and installs.
 valgrind: smtpd

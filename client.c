@@ -534,11 +534,13 @@ fd_wait(int fd, short events, const struct timespec *until, int let_in)
 /*
  * All n bytes of buf to fd, which may be non-blocking: a write cut by a
  * signal is made again, and while fd is full the wait is fd_wait()'s,
- * until `until'.  0, or LINE_TIMEOUT, LINE_TERM (a signal that ends the
- * session), or LINE_EOF (the reader is gone: EPIPE, or any other error).
+ * until `until', the signals that end the session let in or not.  0, or
+ * LINE_TIMEOUT, LINE_TERM (such a signal), or LINE_EOF (the reader is
+ * gone: EPIPE, or any other error).
  */
 int
-write_all(int fd, const void *buf, size_t n, const struct timespec *until)
+write_all(int fd, const void *buf, size_t n, const struct timespec *until,
+    int let_in)
 {
 	const char *p = buf;
 	ssize_t k;
@@ -553,7 +555,7 @@ write_all(int fd, const void *buf, size_t n, const struct timespec *until)
 		if (k == -1 && errno == EINTR)
 			continue;
 		if (k == -1 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
-			if ((w = fd_wait(fd, POLLOUT, until, 1)) != 0)
+			if ((w = fd_wait(fd, POLLOUT, until, let_in)) != 0)
 				return w;
 			continue;
 		}
@@ -636,7 +638,7 @@ client_flush(void)
 			return -1;
 	}
 	if (off < olen && (wait_fd(out_fd, 1, &until) != 0 ||
-	    write_all(out_fd, obuf + off, olen - off, &until) != 0))
+	    write_all(out_fd, obuf + off, olen - off, &until, 0) != 0))
 		return -1;
 	olen = 0;
 	return 0;

@@ -37,7 +37,7 @@ void	spawn_kill(pid_t);
 void	close_from(int);
 int	fds_wait(struct pollfd *, nfds_t, const struct timespec *, int);
 int	fd_wait(int, short, const struct timespec *, int);
-int	write_all(int, const void *, size_t, const struct timespec *);
+int	write_all(int, const void *, size_t, const struct timespec *, int);
 int	client_stopping(void);
 void	client_nap(const struct timespec *);
 void	sanitize(char *);

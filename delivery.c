@@ -266,6 +266,7 @@ read_lock(const char *lock, const struct stat *held, struct leftover *lo)
 }
 
 static const char DEAD_WRITER[] = "its process is gone";
+static const char BUSY_DOTLOCK[] = "the dot-lock";	/* take_locks()'s */
 
 /*
  * smtpd.8: is the dot-lock in our way dead?  Returns a verdict, or an
@@ -655,7 +656,7 @@ take_locks(struct mailbox *mb, struct leftover *lo, const char **busy,
 		return TAKE_FAILED;
 	}
 	mb->fcntl_held = 1;
-	*busy = "the dot-lock";
+	*busy = BUSY_DOTLOCK;
 	if ((t = take_dotlock(mb, lo, why, size)) != TAKE_LOCKED) {
 		unlock_mailbox(mb);
 		return t;
@@ -933,7 +934,7 @@ lock_mailbox(struct mailbox *mb, const struct timespec *until, char *why,
 		 * that whoever can break it (a process of the dead writer's
 		 * own host) is not kept behind us for the whole lock wait.
 		 */
-		if (t == TAKE_BUSY && strcmp(busy, "the dot-lock") == 0)
+		if (t == TAKE_BUSY && busy == BUSY_DOTLOCK)
 			queue_leave();
 		if (t == TAKE_BUSY)
 			backoff(attempt);
@@ -1446,7 +1447,7 @@ to_pipe(void *arg, const char *p, size_t n)
 	struct pipe_out *po = arg;
 
 	/* LINE_EOF: it closed its input */
-	return (po->why = write_all(po->fd, p, n, po->until)) == 0 ? 0 : -1;
+	return (po->why = write_all(po->fd, p, n, po->until, 1)) == 0 ? 0 : -1;
 }
 
 /*
@@ -1610,7 +1611,7 @@ struct tty_out {
 static void
 tty_flush(struct tty_out *t)
 {
-	if (!t->failed && write_all(t->fd, t->buf, t->len, &t->until) != 0)
+	if (!t->failed && write_all(t->fd, t->buf, t->len, &t->until, 0) != 0)
 		t->failed = 1;
 	t->len = 0;
 }
